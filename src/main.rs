@@ -1,0 +1,5 @@
+//! The `ssfd` binary: parse the command line, then hand over to the library.
+
+fn main() -> std::process::ExitCode {
+    ssfd::cli::main()
+}

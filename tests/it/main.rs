@@ -1,0 +1,1 @@
+//! Integration tests: one test binary (one link step), one module per area.
