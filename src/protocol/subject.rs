@@ -161,6 +161,69 @@ impl SubjectId {
         }
     }
 
+    /// Whether an event about `self` concerns a stream subject `other` (SSF 1.0 §8.1.3.1,
+    /// SSF-SM-02). Simple subjects match when identical (email addresses compared without
+    /// case, SUBID-07). Complex subjects match when every member present in both is
+    /// identical: an absent member is a wildcard. A simple subject matches a complex one
+    /// holding it as a member. An `aliases` subject matches when any alias does (AMBIG-17).
+    pub fn matches(&self, other: &SubjectId) -> bool {
+        match (self, other) {
+            (Self::Aliases { identifiers, .. }, _) => identifiers.iter().any(|a| a.matches(other)),
+            (_, Self::Aliases { identifiers, .. }) => identifiers.iter().any(|a| self.matches(a)),
+            (Self::Complex(a), Self::Complex(b)) => {
+                let mut shared = a
+                    .members
+                    .iter()
+                    .filter_map(|(name, member)| b.members.get(name).map(|other| (member, other)))
+                    .peekable();
+                shared.peek().is_some() && shared.all(|(x, y)| x.same_simple(y))
+            }
+            (Self::Complex(complex), simple) | (simple, Self::Complex(complex)) => complex
+                .members
+                .values()
+                .any(|member| member.same_simple(simple)),
+            (a, b) => a.same_simple(b),
+        }
+    }
+
+    /// Identity of two simple subjects, with the one normalisation ssfd applies: email
+    /// addresses are compared without case.
+    fn same_simple(&self, other: &SubjectId) -> bool {
+        match (self, other) {
+            (Self::Email { email: a, .. }, Self::Email { email: b, .. }) => {
+                a.eq_ignore_ascii_case(b)
+            }
+            (Self::Aliases { .. }, _) | (_, Self::Aliases { .. }) => self.matches(other),
+            (a, b) => a.format() == b.format() && a.without_extra() == b.without_extra(),
+        }
+    }
+
+    /// The identifying members only: unknown members do not change who a subject is.
+    fn without_extra(&self) -> Value {
+        let mut map = self.to_map();
+        if let Self::Other { .. } | Self::Complex(_) = self {
+            return Value::Object(map);
+        }
+        let extra: Vec<String> = match self {
+            Self::Account { extra, .. }
+            | Self::Email { extra, .. }
+            | Self::IssSub { extra, .. }
+            | Self::Opaque { extra, .. }
+            | Self::PhoneNumber { extra, .. }
+            | Self::Did { extra, .. }
+            | Self::Uri { extra, .. }
+            | Self::Aliases { extra, .. }
+            | Self::JwtId { extra, .. }
+            | Self::SamlAssertionId { extra, .. }
+            | Self::IpAddresses { extra, .. } => extra.keys().cloned().collect(),
+            Self::Complex(_) | Self::Other { .. } => Vec::new(),
+        };
+        for name in extra {
+            map.remove(&name);
+        }
+        Value::Object(map)
+    }
+
     fn to_map(&self) -> Map<String, Value> {
         let mut map = Map::new();
         map.insert("format".to_owned(), Value::from(self.format()));
@@ -467,6 +530,49 @@ mod tests {
         assert!(parse(complex_in_complex).unwrap_err().contains("simple"));
         let bad_ip = json!({"format": "ip-addresses", "ip-addresses": ["not-an-ip"]});
         assert!(parse(bad_ip).unwrap_err().contains("IP"));
+    }
+
+    #[test]
+    fn complex_subjects_match_on_shared_members() {
+        // SSF-SM-02, the three cases of SSF 1.0 §8.1.3.1 (fixture F23).
+        let tenant = json!({"format": "complex", "tenant": {"format": "opaque", "id": "example-a38h4792-uw2"}});
+        let event = json!({"format": "complex",
+            "tenant": {"format": "opaque", "id": "example-a38h4792-uw2"},
+            "user": {"format": "email", "email": "jdoe@example.com"}});
+        assert!(parse(event).unwrap().matches(&parse(tenant).unwrap()));
+
+        let added = json!({"format": "complex",
+            "user": {"format": "email", "email": "user@example.com"},
+            "device": {"format": "ip-addresses", "ip-addresses": ["10.29.37.75"]}});
+        let user_only =
+            json!({"format": "complex", "user": {"format": "email", "email": "user@example.com"}});
+        assert!(parse(user_only).unwrap().matches(&parse(added).unwrap()));
+
+        let with_group = json!({"format": "complex",
+            "user": {"format": "email", "email": "user@example.com"},
+            "group": {"format": "did", "url": "did:example:123456"}});
+        let other_group = json!({"format": "complex",
+            "user": {"format": "email", "email": "user@example.com"},
+            "group": {"format": "did", "url": "did:example:9999999"}});
+        assert!(!parse(other_group)
+            .unwrap()
+            .matches(&parse(with_group).unwrap()));
+    }
+
+    #[test]
+    fn simple_subjects_match_when_identical() {
+        let a = SubjectId::email("Jane@Example.com");
+        assert!(a.matches(&SubjectId::email("jane@example.com")));
+        assert!(!a.matches(&SubjectId::email("john@example.com")));
+        assert!(!SubjectId::opaque("x").matches(&SubjectId::opaque("X")));
+        let complex = parse(
+            json!({"format": "complex", "user": {"format": "email", "email": "jane@example.com"}}),
+        )
+        .unwrap();
+        assert!(a.matches(&complex) && complex.matches(&a));
+        let aliases = parse(json!({"format": "aliases", "identifiers": [
+            {"format": "phone_number", "phone_number": "+1"}, {"format": "email", "email": "jane@example.com"}]})).unwrap();
+        assert!(aliases.matches(&a) && a.matches(&aliases));
     }
 
     #[test]
