@@ -1,13 +1,18 @@
 //! Signing keys, the published JWKS, SET signing and SET verification, on josekit.
 //!
-//! * [`keys`]: [`generate`] a key, hold the active keys in a [`KeyRing`] (the newest
-//!   non-retired key signs, every non-retired key is published in the JWKS), and
-//!   [`ensure_signing_key`] / [`rotate_signing_key`] against the [`crate::storage::Store`].
-//! * [`sign`]: [`SetSigner`] turns a claims object into a compact JWS with the header
-//!   `{"alg","kid","typ":"secevent+jwt"}` (SSF-SET-01). Claim construction lives elsewhere.
-//! * [`verify`]: [`SetVerifier`] is the receiver's policy object (R10): algorithm allow-list,
-//!   keys pinned from a configured JWKS only, `typ`, `iss`, `aud`, `iat` window and the SSF
-//!   claim rules; every failure class is one [`VerifyError`] variant with its RFC 8935 code.
+//! * [`keys`](crate::jose::keys): [`generate`](crate::jose::generate) a key, hold the active
+//!   keys in a [`KeyRing`](crate::jose::KeyRing) (the newest non-retired key signs, every
+//!   non-retired key is published in the JWKS), and
+//!   [`ensure_signing_key`](crate::jose::ensure_signing_key) /
+//!   [`rotate_signing_key`](crate::jose::rotate_signing_key) against the
+//!   [`Store`](crate::storage::Store).
+//! * [`sign`](crate::jose::sign): [`SetSigner`](crate::jose::SetSigner) turns a claims object
+//!   into a compact JWS with the header `{"alg","kid","typ":"secevent+jwt"}` (SSF-SET-01).
+//!   Claim construction lives elsewhere.
+//! * [`verify`](crate::jose::verify): [`SetVerifier`](crate::jose::SetVerifier) is the
+//!   receiver's policy object (R10): algorithm allow-list, keys pinned from a configured JWKS
+//!   only, `typ`, `iss`, `aud`, `iat` window and the SSF claim rules; every failure class is
+//!   one [`VerifyError`](crate::jose::VerifyError) variant with its RFC 8935 code.
 //!
 //! Every josekit signer and verifier is built once per key and reused (RS256 signing costs
 //! about 0.3 ms; see `reference/perf-limits.md`).
@@ -20,7 +25,9 @@ pub mod verify;
 pub use alg::Algorithm;
 pub use keys::{ensure_signing_key, generate, rotate_signing_key, KeyRing, MIN_RSA_BITS};
 pub use sign::{SetSigner, SET_TYP};
-pub use verify::{peek_unverified, SetVerifier, SetVerifierBuilder, VerifiedSet, VerifyError};
+pub use verify::{
+    peek_unverified, JsonObject, SetVerifier, SetVerifierBuilder, VerifiedSet, VerifyError,
+};
 
 use crate::storage::DbError;
 

@@ -433,7 +433,7 @@ mod tests {
         let mut a_jwk: Map<String, Value> = serde_json::from_str(&a.private_jwk).unwrap();
         let b_jwk: Map<String, Value> = serde_json::from_str(&b.private_jwk).unwrap();
         a_jwk.insert("x".to_owned(), b_jwk["x"].clone());
-        let mut mixed = a.clone();
+        let mut mixed = a;
         mixed.private_jwk = Value::Object(a_jwk).to_string();
         let err = KeyRing::new(vec![mixed], 0).unwrap_err();
         assert!(err.to_string().contains("does not match"), "{err}");

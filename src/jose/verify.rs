@@ -38,6 +38,9 @@ use crate::clock::Clock;
 /// Default tolerance for an `iat` in the future, in seconds.
 pub const DEFAULT_MAX_CLOCK_SKEW: i64 = 60;
 
+/// A JSON object: a JOSE header or a claims set.
+pub type JsonObject = Map<String, Value>;
+
 /// The longest token-supplied string an error keeps (for logs), in characters.
 const MAX_ECHO: usize = 64;
 
@@ -260,9 +263,7 @@ fn decode_object(part: &str, what: &'static str) -> Result<Map<String, Value>, V
 /// The result is attacker-controlled. Use it only to route a token to the stream whose
 /// [`SetVerifier`] will then verify it (R11): for example, read `iss` and `aud` to pick the
 /// stream. Never take a key, a key URL, an algorithm or any decision from it.
-pub fn peek_unverified(
-    token: &str,
-) -> Result<(Map<String, Value>, Map<String, Value>), VerifyError> {
+pub fn peek_unverified(token: &str) -> Result<(JsonObject, JsonObject), VerifyError> {
     let parts = split(token)?;
     let header = decode_object(parts.header, "header is not a base64url JSON object")?;
     let claims = decode_object(parts.payload, "payload is not a base64url JSON object")?;
@@ -371,6 +372,15 @@ impl SetVerifier {
         &self.allowed
     }
 
+    /// The usable (kid, algorithm) pairs, in JWKS order: what survived the skipping of unusable
+    /// JWKs. A JWK without `alg` appears once per algorithm it fits.
+    pub fn keys(&self) -> Vec<(Option<&str>, &Algorithm)> {
+        self.keys
+            .iter()
+            .map(|key| (key.kid.as_deref(), &key.alg))
+            .collect()
+    }
+
     /// The configured issuer.
     pub fn issuer(&self) -> &str {
         &self.issuer
@@ -419,7 +429,10 @@ impl SetVerifier {
         };
         let key = self.select_key(kid, &alg)?;
 
-        // signature
+        // signature (the payload's encoding is checked first, its JSON only once signed)
+        let payload = URL_SAFE_NO_PAD
+            .decode(parts.payload)
+            .map_err(|_| VerifyError::Malformed("payload is not base64url"))?;
         let signature = URL_SAFE_NO_PAD
             .decode(parts.signature)
             .map_err(|_| VerifyError::Malformed("signature is not base64url"))?;
@@ -427,7 +440,8 @@ impl SetVerifier {
             .verify(parts.signing_input.as_bytes(), &signature)
             .map_err(|_| VerifyError::BadSignature)?;
 
-        let claims = decode_object(parts.payload, "payload is not a base64url JSON object")?;
+        let claims: Map<String, Value> = serde_json::from_slice(&payload)
+            .map_err(|_| VerifyError::Malformed("payload is not a JSON object"))?;
         self.check_claims(&claims)?;
 
         Ok(VerifiedSet {
@@ -562,7 +576,7 @@ fn numeric_date(value: &serde_json::Number) -> Option<i64> {
     }
     let seconds = value.as_f64()?.floor();
     // i64::MAX as f64 rounds up to 2^63, so compare with strict bounds.
-    (seconds.is_finite() && seconds >= -9.2e18 && seconds <= 9.2e18).then_some(seconds as i64)
+    (seconds.is_finite() && (-9.2e18..=9.2e18).contains(&seconds)).then_some(seconds as i64)
 }
 
 impl fmt::Debug for SetVerifier {
