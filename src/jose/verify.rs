@@ -296,7 +296,9 @@ impl VerifyKey {
 /// `none` can never be allowed. HMAC algorithms are only possible with
 /// [`SetVerifier::with_shared_secret`].
 ///
-/// A token without a `kid` is accepted only when exactly one configured key fits its `alg`.
+/// A token with a `kid` is verified only by a configured key with that exact `kid` (a JWK
+/// without `kid` can only verify kid-less tokens). A token without a `kid` is accepted only
+/// when exactly one configured key fits its `alg`.
 /// A JWK without an `alg` member fits every allowed algorithm of its key type (an RSA key fits
 /// RS256 and PS256); a JWK with one fits that algorithm only. JWKs that cannot be used
 /// (`use` other than `sig`, `key_ops` without `verify`, unsupported `kty` or curve, RSA under
@@ -595,6 +597,24 @@ impl fmt::Debug for SetVerifier {
             .field("audience", &self.audience)
             .field("allowed", &self.allowed)
             .field("keys", &keys)
+            .field("max_skew", &self.max_skew)
+            .field("max_age", &self.max_age)
+            .field("strict_typ", &self.strict_typ)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for SetVerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = match &self.source {
+            KeySource::Jwks(_) => "jwks".to_owned(),
+            KeySource::SharedSecret { alg, .. } => format!("shared secret ({alg}, redacted)"),
+        };
+        f.debug_struct("SetVerifierBuilder")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("keys", &source)
+            .field("allowed", &self.allowed)
             .field("max_skew", &self.max_skew)
             .field("max_age", &self.max_age)
             .field("strict_typ", &self.strict_typ)
