@@ -1,5 +1,6 @@
 //! Integration tests: one test binary (one link step), one module per area.
 
 mod cli;
+mod jose;
 mod protocol;
 mod spec_fixtures;
