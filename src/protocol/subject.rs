@@ -60,6 +60,12 @@ pub enum SubjectId {
     Complex(ComplexSubject),
     /// A format not defined by the specifications: kept whole.
     Other { format: String, members: Extra },
+    /// The deprecated Google RISC form naming the format in `subject_type` instead of `format`
+    /// (RISC 1.0 §3.1, RFC 8417 Figure 4): accepted on receipt, never emitted by ssfd.
+    LegacySubjectType {
+        subject_type: String,
+        members: Extra,
+    },
 }
 
 /// An SSF complex subject: named members, each a simple subject identifier (SSF 1.0 §3.3).
@@ -135,6 +141,7 @@ impl SubjectId {
             Self::IpAddresses { .. } => "ip-addresses",
             Self::Complex(_) => "complex",
             Self::Other { format, .. } => format,
+            Self::LegacySubjectType { subject_type, .. } => subject_type,
         }
     }
 
@@ -201,7 +208,7 @@ impl SubjectId {
     /// The identifying members only: unknown members do not change who a subject is.
     fn without_extra(&self) -> Value {
         let mut map = self.to_map();
-        if let Self::Other { .. } | Self::Complex(_) = self {
+        if let Self::Other { .. } | Self::LegacySubjectType { .. } | Self::Complex(_) = self {
             return Value::Object(map);
         }
         let extra: Vec<String> = match self {
@@ -216,7 +223,7 @@ impl SubjectId {
             | Self::JwtId { extra, .. }
             | Self::SamlAssertionId { extra, .. }
             | Self::IpAddresses { extra, .. } => extra.keys().cloned().collect(),
-            Self::Complex(_) | Self::Other { .. } => Vec::new(),
+            Self::Complex(_) | Self::Other { .. } | Self::LegacySubjectType { .. } => Vec::new(),
         };
         for name in extra {
             map.remove(&name);
@@ -226,7 +233,11 @@ impl SubjectId {
 
     fn to_map(&self) -> Map<String, Value> {
         let mut map = Map::new();
-        map.insert("format".to_owned(), Value::from(self.format()));
+        let format_member = match self {
+            Self::LegacySubjectType { .. } => "subject_type",
+            _ => "format",
+        };
+        map.insert(format_member.to_owned(), Value::from(self.format()));
         let mut put = |name: &str, value: Value| {
             map.insert(name.to_owned(), value);
         };
@@ -293,7 +304,7 @@ impl SubjectId {
                 }
                 None
             }
-            Self::Other { members, .. } => Some(members),
+            Self::Other { members, .. } | Self::LegacySubjectType { members, .. } => Some(members),
         };
         for (name, value) in extra.into_iter().flatten() {
             map.entry(name.clone()).or_insert_with(|| value.clone());
@@ -305,7 +316,15 @@ impl SubjectId {
         let format = match map.remove("format") {
             Some(Value::String(format)) => format,
             Some(_) => return Err("`format` must be a string".to_owned()),
-            None => return Err("missing member `format`".to_owned()),
+            None => match map.remove("subject_type") {
+                Some(Value::String(subject_type)) => {
+                    return Ok(Self::LegacySubjectType {
+                        subject_type,
+                        members: map.into_iter().collect(),
+                    })
+                }
+                _ => return Err("missing member `format`".to_owned()),
+            },
         };
         let mut members = Members {
             format: &format,

@@ -32,6 +32,7 @@ struct Fixture {
     kind: String,
     event_type: Option<String>,
     deviation: Option<String>,
+    expect: Option<String>,
 }
 
 fn root() -> PathBuf {
@@ -220,8 +221,19 @@ fn every_fixture_parses_into_the_typed_model_and_round_trips() {
     let mut failures = Vec::new();
     for fixture in index().fixture {
         let text = std::fs::read_to_string(root().join(&fixture.file)).unwrap();
-        if let Err(problem) = check(&fixture, &text) {
-            failures.push(format!("{} ({}): {problem}", fixture.file, fixture.kind));
+        match (check(&fixture, &text), fixture.expect.as_deref()) {
+            (Ok(()), None) | (Err(_), Some("error")) => {}
+            (Err(problem), None) => {
+                failures.push(format!("{} ({}): {problem}", fixture.file, fixture.kind));
+            }
+            (Ok(()), Some("error")) => failures.push(format!(
+                "{}: expected to be refused ({}), but it was accepted",
+                fixture.file,
+                fixture.deviation.as_deref().unwrap_or("no reason recorded")
+            )),
+            (_, Some(other)) => {
+                failures.push(format!("{}: unknown expect `{other}`", fixture.file))
+            }
         }
     }
     assert!(
