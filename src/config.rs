@@ -26,6 +26,10 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// SET signing keys.
     pub signing: SigningConfig,
+    /// The transmitter role.
+    pub transmitter: TransmitterConfig,
+    /// Receiver authorization to the management API.
+    pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -111,6 +115,121 @@ impl Default for SigningConfig {
             rotation_overlap_secs: 86_400,
         }
     }
+}
+
+/// `[transmitter]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransmitterConfig {
+    /// Event-type URIs offered, or the shorthands `caep` and `risc`.
+    pub events_supported: Vec<String>,
+    /// `ALL` or `NONE`.
+    pub default_subjects: crate::protocol::metadata::DefaultSubjects,
+    /// One stream per receiver client (409 on a second create).
+    pub single_stream_per_client: bool,
+    /// Seconds between verification requests.
+    pub min_verification_interval_secs: u64,
+    /// Longest long poll, seconds.
+    pub poll_max_wait_secs: u64,
+    /// Push targets exempt from the https and public-address rules.
+    pub push_allowed_hosts: Vec<String>,
+    /// Timeout of one push, seconds.
+    pub push_timeout_secs: u64,
+    /// Concurrent pushes per stream.
+    pub push_concurrency_per_stream: usize,
+    /// First retry delay, seconds.
+    pub retry_initial_secs: u64,
+    /// Largest retry delay, seconds.
+    pub retry_max_secs: u64,
+    /// Age at which an undelivered SET is dead-lettered, seconds.
+    pub dead_letter_after_secs: i64,
+}
+
+impl Default for TransmitterConfig {
+    fn default() -> Self {
+        Self {
+            events_supported: vec!["caep".to_owned(), "risc".to_owned()],
+            default_subjects: crate::protocol::metadata::DefaultSubjects::All,
+            single_stream_per_client: false,
+            min_verification_interval_secs: 1,
+            poll_max_wait_secs: 30,
+            push_allowed_hosts: Vec::new(),
+            push_timeout_secs: 10,
+            push_concurrency_per_stream: 4,
+            retry_initial_secs: 1,
+            retry_max_secs: 300,
+            dead_letter_after_secs: 86_400,
+        }
+    }
+}
+
+impl TransmitterConfig {
+    /// The configured event types, shorthands expanded, in a stable order.
+    pub fn supported_event_types(&self) -> Vec<crate::protocol::EventType> {
+        use crate::protocol::EventType;
+        let mut types = Vec::new();
+        for entry in &self.events_supported {
+            let expanded: Vec<EventType> = match entry.as_str() {
+                "caep" => EventType::KNOWN
+                    .iter()
+                    .filter(|t| t.is_caep())
+                    .cloned()
+                    .collect(),
+                "risc" => EventType::KNOWN
+                    .iter()
+                    .filter(|t| t.is_risc())
+                    .cloned()
+                    .collect(),
+                uri => vec![EventType::from(uri)],
+            };
+            for event_type in expanded {
+                if !types.contains(&event_type) {
+                    types.push(event_type);
+                }
+            }
+        }
+        types
+    }
+
+    /// The push exemption list, parsed (validated at load).
+    pub fn allowed_hosts(&self) -> Vec<crate::transmitter::push_target::AllowedHost> {
+        self.push_allowed_hosts
+            .iter()
+            .filter_map(|entry| entry.parse().ok())
+            .collect()
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Lifetime of issued access tokens, seconds.
+    pub access_token_lifetime_secs: i64,
+    /// An external authorization server whose JWT access tokens are accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalAuthConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_token_lifetime_secs: 300,
+            external: None,
+        }
+    }
+}
+
+/// `[auth.external]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalAuthConfig {
+    /// Required `iss` of its tokens.
+    pub issuer: String,
+    /// Where its signing keys are.
+    pub jwks_uri: String,
+    /// Required `aud` of its tokens.
+    pub audience: String,
 }
 
 /// `[log]`
@@ -200,7 +319,9 @@ impl Config {
         let issuer = url::Url::parse(&self.server.issuer)
             .map_err(|e| ConfigError(format!("server.issuer: {e}")))?;
         if !matches!(issuer.scheme(), "https" | "http") {
-            return Err(ConfigError("server.issuer: must be an https URL".to_owned()));
+            return Err(ConfigError(
+                "server.issuer: must be an https URL".to_owned(),
+            ));
         }
         if issuer.query().is_some() || issuer.fragment().is_some() {
             return Err(ConfigError(
@@ -219,16 +340,46 @@ impl Config {
             )));
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError("database.max_connections must be positive".to_owned()));
+            return Err(ConfigError(
+                "database.max_connections must be positive".to_owned(),
+            ));
         }
-        if !["RS256", "ES256", "PS256", "EdDSA"].contains(&self.signing.algorithm.as_str()) {
+        let algorithm = crate::jose::Algorithm::from(self.signing.algorithm.as_str());
+        if !crate::jose::Algorithm::ASYMMETRIC.contains(&algorithm) {
             return Err(ConfigError(format!(
                 "signing.algorithm: `{}` is not RS256, ES256, PS256 or EdDSA",
                 self.signing.algorithm
             )));
         }
         if self.signing.rotation_overlap_secs < 0 {
-            return Err(ConfigError("signing.rotation_overlap_secs must not be negative".to_owned()));
+            return Err(ConfigError(
+                "signing.rotation_overlap_secs must not be negative".to_owned(),
+            ));
+        }
+        for entry in &self.transmitter.push_allowed_hosts {
+            entry
+                .parse::<crate::transmitter::push_target::AllowedHost>()
+                .map_err(|e| ConfigError(format!("transmitter.push_allowed_hosts: {e}")))?;
+        }
+        for entry in &self.transmitter.events_supported {
+            if entry != "caep" && entry != "risc" && url::Url::parse(entry).is_err() {
+                return Err(ConfigError(format!(
+                    "transmitter.events_supported: `{entry}` is neither a URI nor caep or risc"
+                )));
+            }
+        }
+        if self.transmitter.push_concurrency_per_stream == 0
+            || self.transmitter.push_timeout_secs == 0
+        {
+            return Err(ConfigError(
+                "transmitter.push_concurrency_per_stream and push_timeout_secs must be positive"
+                    .to_owned(),
+            ));
+        }
+        if self.auth.access_token_lifetime_secs <= 0 {
+            return Err(ConfigError(
+                "auth.access_token_lifetime_secs must be positive".to_owned(),
+            ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError(format!("log.level: {e}")))?;
@@ -291,7 +442,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn write(text: &str) -> tempfile::NamedTempFile {
@@ -312,7 +466,8 @@ mod tests {
 
     #[test]
     fn environment_overrides_file_which_overrides_defaults() {
-        let file = write("[server]\nbind = \"127.0.0.1:9000\"\nissuer = \"https://ssf.example.com\"\n");
+        let file =
+            write("[server]\nbind = \"127.0.0.1:9000\"\nissuer = \"https://ssf.example.com\"\n");
         let config = Config::load(
             Some(file.path()),
             env(&[
@@ -333,14 +488,22 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors_naming_the_key() {
         let file = write("[server]\nbindd = \"127.0.0.1:9000\"\n");
-        let err = Config::load(Some(file.path()), env(&[])).unwrap_err().to_string();
+        let err = Config::load(Some(file.path()), env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bindd"), "{err}");
         let file = write("[servers]\n");
-        let err = Config::load(Some(file.path()), env(&[])).unwrap_err().to_string();
+        let err = Config::load(Some(file.path()), env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("servers"), "{err}");
-        let err = Config::load(None, env(&[("SSFD_SERVER__PORTT", "1")])).unwrap_err().to_string();
+        let err = Config::load(None, env(&[("SSFD_SERVER__PORTT", "1")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("portt"), "{err}");
-        let err = Config::load(None, env(&[("SSFD_NOPE__X", "1")])).unwrap_err().to_string();
+        let err = Config::load(None, env(&[("SSFD_NOPE__X", "1")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("SSFD_NOPE__X"), "{err}");
     }
 

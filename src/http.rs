@@ -1,1 +1,136 @@
-//! placeholder
+//! HTTP composition: the shared [`AppState`], the router built from each area's routes, the
+//! one error type, and [`serve`], which the binary and the tests both use.
+
+mod error;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::storage::SharedStore;
+
+/// Everything a request handler may need. Cheap to clone: every member is shared. No globals,
+/// so one process can run several servers (a transmitter and a receiver in one test).
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The store.
+    pub store: SharedStore,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+    /// Every URL ssfd serves, derived from the issuer.
+    pub endpoints: Arc<Endpoints>,
+}
+
+impl AppState {
+    /// State for `config`, `store` and `clock`.
+    pub fn new(config: Config, store: SharedStore, clock: Arc<dyn Clock>) -> Self {
+        let endpoints = Arc::new(Endpoints::new(&config.issuer_url()));
+        Self {
+            config: Arc::new(config),
+            store,
+            clock,
+            endpoints,
+        }
+    }
+}
+
+/// The URLs ssfd advertises and the paths it routes, all derived from the one configured
+/// issuer: an issuer with a path (`https://host/tenant`) puts every endpoint under that path,
+/// and the metadata under `/.well-known/ssf-configuration/tenant` (SSF 1.0 §7.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    issuer: url::Url,
+    base_path: String,
+}
+
+impl Endpoints {
+    /// Endpoints for `issuer`.
+    pub fn new(issuer: &url::Url) -> Self {
+        Self {
+            issuer: issuer.clone(),
+            base_path: issuer.path().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The router path of an endpoint: `suffix` under the issuer's path.
+    pub fn path(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.base_path)
+    }
+
+    /// The absolute URL of an endpoint.
+    pub fn url(&self, suffix: &str) -> String {
+        let mut url = self.issuer.clone();
+        url.set_path(&self.path(suffix));
+        url.to_string()
+    }
+
+    /// Path of the JWKS (the metadata's `jwks_uri`).
+    pub const JWKS: &'static str = "/jwks.json";
+
+    /// Path of the metadata document.
+    pub fn metadata_path(&self) -> String {
+        crate::protocol::metadata::discovery_path(&self.issuer)
+    }
+}
+
+/// The application: every area's routes plus the shared layers.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.config.server.max_body_bytes;
+    let timeout = Duration::from_secs(state.config.server.request_timeout_secs);
+    let endpoints = state.endpoints.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route(&endpoints.path(Endpoints::JWKS), get(jwks))
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(TimeoutLayer::new(timeout))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the store answers too.
+async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state.store.list_signing_keys().await?;
+    Ok("ready")
+}
+
+/// The public signing keys (RFC 7517 JWK Set) of every key not yet retired.
+async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let rows = state.store.list_signing_keys().await?;
+    let ring = crate::jose::KeyRing::new(rows, state.clock.now())?;
+    Ok((
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(ring.jwks().clone()),
+    ))
+}

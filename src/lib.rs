@@ -19,3 +19,5 @@ pub mod jose;
 pub mod protocol;
 /// Persistence: one `Store` trait, SQLite and PostgreSQL implementations.
 pub mod storage;
+/// The transmitter role: metadata, stream management, fan-out, outbox, push and poll.
+pub mod transmitter;
