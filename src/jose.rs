@@ -24,7 +24,7 @@ pub mod verify;
 
 pub use alg::Algorithm;
 pub use keys::{ensure_signing_key, generate, rotate_signing_key, KeyRing, MIN_RSA_BITS};
-pub use sign::{SetSigner, SET_TYP};
+pub use sign::{SetSigner, ACCESS_TOKEN_TYP, SET_TYP};
 pub use verify::{
     peek_unverified, JsonObject, SetVerifier, SetVerifierBuilder, VerifiedSet, VerifyError,
 };

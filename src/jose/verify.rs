@@ -149,6 +149,14 @@ pub enum VerifyError {
         /// The verifier's now.
         now: i64,
     },
+    /// An access token's `exp` has passed.
+    #[error("expired at {exp} (now {now})")]
+    Expired {
+        /// The token's `exp`.
+        exp: i64,
+        /// The verifier's now.
+        now: i64,
+    },
 }
 
 impl VerifyError {
@@ -179,7 +187,8 @@ impl VerifyError {
             | VerifyError::ForbiddenClaim(_)
             | VerifyError::InvalidClaim(_)
             | VerifyError::IatInFuture { .. }
-            | VerifyError::TooOld { .. } => "invalid_request",
+            | VerifyError::TooOld { .. }
+            | VerifyError::Expired { .. } => "invalid_request",
         }
     }
 
@@ -213,6 +222,7 @@ impl VerifyError {
             VerifyError::InvalidClaim(name) => format!("The {name} claim is not valid").into(),
             VerifyError::IatInFuture { .. } => "The SET's iat is in the future".into(),
             VerifyError::TooOld { .. } => "The SET is too old".into(),
+            VerifyError::Expired { .. } => "The token has expired".into(),
         }
     }
 }
@@ -312,6 +322,16 @@ pub struct SetVerifier {
     max_skew: i64,
     max_age: Option<i64>,
     strict_typ: bool,
+    profile: Profile,
+}
+
+/// What kind of JWT a verifier accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    /// A Security Event Token (RFC 8417 as profiled by SSF 1.0 §4).
+    Set,
+    /// An OAuth JWT access token (RFC 9068): `exp` required, no `events`.
+    AccessToken,
 }
 
 enum KeySource {
@@ -334,6 +354,7 @@ pub struct SetVerifierBuilder {
     max_skew: i64,
     max_age: Option<i64>,
     strict_typ: bool,
+    profile: Profile,
 }
 
 impl SetVerifier {
@@ -401,6 +422,7 @@ impl SetVerifier {
 
         // typ (SSF-SET-01)
         match header.get("typ") {
+            None if self.profile == Profile::AccessToken => {}
             None => return Err(VerifyError::WrongType(None)),
             Some(Value::String(typ)) if self.typ_ok(typ) => {}
             Some(Value::String(typ)) => return Err(VerifyError::WrongType(Some(clip(typ)))),
@@ -461,6 +483,12 @@ impl SetVerifier {
     /// unless [`SetVerifierBuilder::strict_typ`] asks for the exact `secevent+jwt` that SSF
     /// transmitters send (SSF-SET-01).
     fn typ_ok(&self, typ: &str) -> bool {
+        if self.profile == Profile::AccessToken {
+            // RFC 9068 §2.1 says `at+jwt`; many authorization servers still write `JWT`. A
+            // SET is never an access token, whatever else it claims.
+            let bare = typ.strip_prefix("application/").unwrap_or(typ);
+            return bare.eq_ignore_ascii_case("at+jwt") || bare.eq_ignore_ascii_case("jwt");
+        }
         if self.strict_typ {
             return typ == SET_TYP;
         }
@@ -527,6 +555,10 @@ impl SetVerifier {
             return Err(VerifyError::WrongAudience);
         }
 
+        if self.profile == Profile::AccessToken {
+            return self.check_access_token_times(claims);
+        }
+
         // iat (SET-05): a NumericDate, possibly fractional.
         let iat = match claims.get("iat") {
             None => return Err(VerifyError::MissingClaim("iat")),
@@ -566,6 +598,34 @@ impl SetVerifier {
             Some(Value::Object(events))
                 if !events.is_empty() && events.values().all(Value::is_object) => {}
             Some(_) => return Err(VerifyError::InvalidClaim("events")),
+        }
+        Ok(())
+    }
+}
+
+impl SetVerifier {
+    /// RFC 9068 §4: `exp` is required and in the future, `nbf` (if any) in the past, and a
+    /// token carrying `events` is a SET, never an access token (RFC 8417 §4.2).
+    fn check_access_token_times(&self, claims: &Map<String, Value>) -> Result<(), VerifyError> {
+        if claims.contains_key("events") {
+            return Err(VerifyError::ForbiddenClaim("events"));
+        }
+        let date = |name: &'static str| match claims.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => numeric_date(n)
+                .map(Some)
+                .ok_or(VerifyError::InvalidClaim(name)),
+            Some(_) => Err(VerifyError::InvalidClaim(name)),
+        };
+        let now = self.clock.now();
+        let exp = date("exp")?.ok_or(VerifyError::MissingClaim("exp"))?;
+        if now >= exp.saturating_add(self.max_skew) {
+            return Err(VerifyError::Expired { exp, now });
+        }
+        if let Some(nbf) = date("nbf")? {
+            if nbf > now.saturating_add(self.max_skew) {
+                return Err(VerifyError::IatInFuture { iat: nbf, now });
+            }
         }
         Ok(())
     }
@@ -638,6 +698,7 @@ impl SetVerifierBuilder {
             max_skew: DEFAULT_MAX_CLOCK_SKEW,
             max_age: None,
             strict_typ: false,
+            profile: Profile::Set,
         }
     }
 
@@ -665,6 +726,14 @@ impl SetVerifierBuilder {
     /// letter cases (the conformance suite's view of SSF-SET-01).
     pub fn strict_typ(mut self) -> Self {
         self.strict_typ = true;
+        self
+    }
+
+    /// Verifies OAuth JWT access tokens (RFC 9068) instead of SETs: `typ` `at+jwt` (or the
+    /// common `JWT`, or none), `exp` required and not passed, `nbf` honoured, `events`
+    /// forbidden; `iss`, `aud` and the keys are checked as for SETs.
+    pub fn access_token(mut self) -> Self {
+        self.profile = Profile::AccessToken;
         self
     }
 
@@ -724,6 +793,7 @@ impl SetVerifierBuilder {
             max_skew: self.max_skew,
             max_age: self.max_age,
             strict_typ: self.strict_typ,
+            profile: self.profile,
         })
     }
 }
@@ -876,6 +946,7 @@ mod tests {
             VerifyError::InvalidClaim("events"),
             VerifyError::IatInFuture { iat: 2, now: 1 },
             VerifyError::TooOld { iat: 1, now: 2 },
+            VerifyError::Expired { exp: 1, now: 2 },
         ];
         for err in &all {
             assert!([
