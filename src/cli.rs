@@ -141,7 +141,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<SharedStore> {
-    storage::connect(&config.database.url)
+    storage::connect(&config.database.url, config.database.max_connections)
         .await
         .with_context(|| format!("cannot open {}", config::redact_url(&config.database.url)))
 }
@@ -279,8 +279,10 @@ fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),

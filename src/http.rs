@@ -2,6 +2,7 @@
 //! one error type, and [`serve`], which the binary and the tests both use.
 
 mod error;
+mod extract;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use extract::{parse_json, AppJson};
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -34,17 +36,40 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Every URL ssfd serves, derived from the issuer.
     pub endpoints: Arc<Endpoints>,
+    /// Bearer token checks.
+    pub auth: Arc<crate::auth::Authenticator>,
+    /// The outbound HTTP client (push delivery, JWKS fetches): one pool, kept alive.
+    pub http: reqwest::Client,
+    /// Woken whenever SETs enter the outbox: long polls and the push worker wait on it.
+    pub outbox_signal: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
     /// State for `config`, `store` and `clock`.
     pub fn new(config: Config, store: SharedStore, clock: Arc<dyn Clock>) -> Self {
         let endpoints = Arc::new(Endpoints::new(&config.issuer_url()));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.transmitter.push_timeout_secs))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("ssfd/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the TLS backend initialises");
+        let auth = Arc::new(crate::auth::Authenticator::new(
+            config.server.issuer.clone(),
+            config.auth.clone(),
+            store.clone(),
+            clock.clone(),
+            http.clone(),
+        ));
         Self {
             config: Arc::new(config),
             store,
             clock,
             endpoints,
+            auth,
+            http,
+            outbox_signal: Arc::new(tokio::sync::Notify::new()),
         }
     }
 }
@@ -82,9 +107,14 @@ impl Endpoints {
     /// Path of the JWKS (the metadata's `jwks_uri`).
     pub const JWKS: &'static str = "/jwks.json";
 
-    /// Path of the metadata document.
+    /// Path of the SSF metadata document (SSF 1.0 §7.2).
     pub fn metadata_path(&self) -> String {
         crate::protocol::metadata::discovery_path(&self.issuer)
+    }
+
+    /// Path of another well-known document, inserted the same way (RFC 8615).
+    pub fn well_known_path(&self, well_known: &str) -> String {
+        format!("{well_known}{}", self.base_path)
     }
 }
 
@@ -97,21 +127,32 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(&endpoints.path(Endpoints::JWKS), get(jwks))
+        .merge(crate::auth::router(&endpoints))
+        .merge(crate::transmitter::router(&endpoints))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(max_body))
-        .layer(TimeoutLayer::new(timeout))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .layer(TraceLayer::new_for_http())
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Serves `state` on `listener`, with the background workers (push delivery), until
+/// `shutdown` completes; then finishes in-flight requests and stops the workers.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let pusher = tokio::spawn(crate::transmitter::push::run(state.clone(), stopped));
+    let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    let _ = stop.send(true);
+    let _ = pusher.await;
+    result
 }
 
 /// Liveness: the process answers.

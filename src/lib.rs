@@ -3,6 +3,8 @@
 //! One library, one binary. The binary (`src/main.rs`) only parses the command line and calls
 //! [`cli::run`]; everything else lives here so that tests can start real servers in-process.
 
+/// Who is calling: receiver bearer tokens, the OAuth token endpoint, publishers.
+pub mod auth;
 /// Command-line interface: `serve`, `migrate`, `config`, `keys`, `healthcheck`.
 pub mod cli;
 /// Injectable time source: every "now" in ssfd comes from a [`clock::Clock`].

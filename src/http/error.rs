@@ -25,6 +25,9 @@ pub enum ApiError {
     /// 403: authenticated but not allowed.
     #[error("{0}")]
     Forbidden(String),
+    /// 403 `insufficient_scope` (RFC 6750 §3.1): the token lacks this scope.
+    #[error("the token lacks the {0} scope")]
+    InsufficientScope(&'static str),
     /// 404: no such resource for this caller.
     #[error("not found")]
     NotFound,
@@ -44,7 +47,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -57,6 +60,7 @@ impl ApiError {
             Self::BadRequest(_) => "invalid_request",
             Self::Unauthorized { error, .. } => error.unwrap_or("unauthorized"),
             Self::Forbidden(_) => "forbidden",
+            Self::InsufficientScope(_) => "insufficient_scope",
             Self::NotFound => "not_found",
             Self::Conflict(_) => "conflict",
             Self::TooManyRequests(_) => "too_many_requests",
@@ -88,6 +92,12 @@ impl IntoResponse for ApiError {
                     ),
                     None => "Bearer".to_owned(),
                 };
+                if let Ok(value) = value.parse() {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            Self::InsufficientScope(scope) => {
+                let value = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
                 if let Ok(value) = value.parse() {
                     headers.insert(header::WWW_AUTHENTICATE, value);
                 }

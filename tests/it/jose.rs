@@ -1,9 +1,8 @@
 //! JOSE: signing keys, JWKS, SET signing and verification, with real keys and real
 //! signatures. Each test names the checklist IDs it covers.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use josekit::jwk::{Jwk, KeyPair as _};
@@ -15,7 +14,7 @@ use ssfd::jose::{
     ensure_signing_key, generate, peek_unverified, rotate_signing_key, Algorithm, JoseError,
     KeyRing, SetVerifier, VerifyError,
 };
-use ssfd::storage::{DbError, SigningKeyRow, Store};
+use ssfd::storage::SigningKeyRow;
 
 const NOW: i64 = 1_750_000_000;
 const ISS: &str = "https://idp.example.com/";
@@ -213,39 +212,13 @@ fn jwks_holds_public_members_only() {
     }
 }
 
-/// A tiny in-memory key store, for `ensure_signing_key` and rotation.
-#[derive(Debug, Default)]
-struct MemStore {
-    keys: Mutex<Vec<SigningKeyRow>>,
+/// A real (in-memory SQLite) store, for `ensure_signing_key` and rotation.
+async fn key_store() -> ssfd::storage::SharedStore {
+    ssfd::storage::connect("sqlite::memory:", 1).await.unwrap()
 }
 
-#[async_trait]
-impl Store for MemStore {
-    async fn insert_signing_key(&self, key: &SigningKeyRow) -> Result<(), DbError> {
-        let mut keys = self.keys.lock().unwrap();
-        if keys.iter().any(|k| k.kid == key.kid) {
-            return Err(DbError::Conflict(key.kid.clone()));
-        }
-        keys.push(key.clone());
-        Ok(())
-    }
-
-    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRow>, DbError> {
-        Ok(self.keys.lock().unwrap().clone())
-    }
-
-    async fn rotate_signing_key(
-        &self,
-        new_key: &SigningKeyRow,
-        retire_previous_at: i64,
-    ) -> Result<(), DbError> {
-        let mut keys = self.keys.lock().unwrap();
-        for key in keys.iter_mut().filter(|k| k.retires_at.is_none()) {
-            key.retires_at = Some(retire_previous_at);
-        }
-        keys.push(new_key.clone());
-        Ok(())
-    }
+async fn key_count(store: &ssfd::storage::SharedStore) -> usize {
+    store.list_signing_keys().await.unwrap().len()
 }
 
 fn jwks_kids(ring: &KeyRing) -> Vec<String> {
@@ -260,34 +233,34 @@ fn jwks_kids(ring: &KeyRing) -> Vec<String> {
 #[tokio::test]
 async fn first_start_generates_one_key_and_restarts_reuse_it() {
     // IOP-SIG-01
-    let store = MemStore::default();
+    let store = key_store().await;
     let clock = clock();
-    let first = ensure_signing_key(&store, &Algorithm::Rs256, clock.as_ref())
+    let first = ensure_signing_key(store.as_ref(), &Algorithm::Rs256, clock.as_ref())
         .await
         .unwrap();
-    assert_eq!(store.keys.lock().unwrap().len(), 1);
+    assert_eq!(key_count(&store).await, 1);
     assert_eq!(first.signer().alg(), &Algorithm::Rs256);
     clock.advance(100);
-    let again = ensure_signing_key(&store, &Algorithm::Rs256, clock.as_ref())
+    let again = ensure_signing_key(store.as_ref(), &Algorithm::Rs256, clock.as_ref())
         .await
         .unwrap();
-    assert_eq!(store.keys.lock().unwrap().len(), 1);
+    assert_eq!(key_count(&store).await, 1);
     assert_eq!(again.signer().kid(), first.signer().kid());
 }
 
 #[tokio::test]
 async fn rotation_publishes_old_and_new_until_the_overlap_ends() {
     // SSF-SET-04, IOP-SIG-01
-    let store = MemStore::default();
+    let store = key_store().await;
     let clock = clock();
-    let before = ensure_signing_key(&store, &Algorithm::Es256, clock.as_ref())
+    let before = ensure_signing_key(store.as_ref(), &Algorithm::Es256, clock.as_ref())
         .await
         .unwrap();
     let old_kid = before.signer().kid().to_owned();
     let signed_before = before.signer().sign(&claims()).unwrap();
 
     clock.advance(10);
-    let during = rotate_signing_key(&store, &Algorithm::Es256, 3600, clock.as_ref())
+    let during = rotate_signing_key(store.as_ref(), &Algorithm::Es256, 3600, clock.as_ref())
         .await
         .unwrap();
     let new_kid = during.signer().kid().to_owned();
@@ -305,19 +278,19 @@ async fn rotation_publishes_old_and_new_until_the_overlap_ends() {
 
     // Still published one second before the overlap ends...
     clock.advance(3599);
-    let ring = ensure_signing_key(&store, &Algorithm::Es256, clock.as_ref())
+    let ring = ensure_signing_key(store.as_ref(), &Algorithm::Es256, clock.as_ref())
         .await
         .unwrap();
     assert_eq!(jwks_kids(&ring), [old_kid.clone(), new_kid.clone()]);
 
     // ...and gone when it ends.
     clock.advance(1);
-    let after = ensure_signing_key(&store, &Algorithm::Es256, clock.as_ref())
+    let after = ensure_signing_key(store.as_ref(), &Algorithm::Es256, clock.as_ref())
         .await
         .unwrap();
     assert_eq!(jwks_kids(&after), [new_kid.as_str()]);
     assert_eq!(after.signer().kid(), new_kid);
-    assert_eq!(store.keys.lock().unwrap().len(), 2, "no key generated");
+    assert_eq!(key_count(&store).await, 2, "no key generated");
     let receiver = SetVerifier::builder(ISS, AUD, after.jwks(), clock.clone())
         .build()
         .unwrap();
@@ -330,11 +303,11 @@ async fn rotation_publishes_old_and_new_until_the_overlap_ends() {
 #[tokio::test]
 async fn all_keys_retired_means_a_new_key() {
     // IOP-SIG-01
-    let store = MemStore::default();
+    let store = key_store().await;
     let mut old = generate(&Algorithm::Rs256, Some("old"), NOW - 100).unwrap();
     old.retires_at = Some(NOW);
     store.insert_signing_key(&old).await.unwrap();
-    let ring = ensure_signing_key(&store, &Algorithm::Rs256, &ManualClock::at(NOW))
+    let ring = ensure_signing_key(store.as_ref(), &Algorithm::Rs256, &ManualClock::at(NOW))
         .await
         .unwrap();
     assert_ne!(ring.signer().kid(), "old");
