@@ -55,6 +55,73 @@ pub fn secret_matches(secret: &str, stored_hash: &str) -> bool {
             == 0
 }
 
+/// Registers a receiver client; returns it with its secret, which is shown once and stored
+/// only as a hash.
+pub async fn register_client(
+    store: &dyn crate::storage::Store,
+    name: &str,
+    scopes: &[&str],
+    now: i64,
+) -> Result<(crate::storage::ClientRow, String), crate::storage::DbError> {
+    let secret = crate::ids::new_secret();
+    let client = crate::storage::ClientRow {
+        client_id: crate::ids::new_id(),
+        name: name.to_owned(),
+        secret_hash: hash_secret(&secret),
+        scopes: scopes.join(" "),
+        created_at: now,
+        revoked_at: None,
+    };
+    store.insert_client(&client).await?;
+    Ok((client, secret))
+}
+
+/// The kinds of static credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// A receiver's static bearer token, bound to a client.
+    Receiver,
+    /// The identity provider's credential for `POST /events`.
+    Publisher,
+    /// An administrator's credential.
+    Admin,
+}
+
+impl CredentialKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Receiver => "receiver",
+            Self::Publisher => "publisher",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// Creates a static credential; returns it with its token, shown once and stored hashed.
+pub async fn create_credential(
+    store: &dyn crate::storage::Store,
+    kind: CredentialKind,
+    name: &str,
+    scopes: &[&str],
+    client_id: Option<&str>,
+    now: i64,
+) -> Result<(crate::storage::CredentialRow, String), crate::storage::DbError> {
+    let token = crate::ids::new_secret();
+    let credential = crate::storage::CredentialRow {
+        id: crate::ids::new_id(),
+        kind: kind.as_str().to_owned(),
+        name: name.to_owned(),
+        token_hash: hash_secret(&token),
+        scopes: scopes.join(" "),
+        client_id: client_id.map(str::to_owned),
+        created_at: now,
+        revoked_at: None,
+    };
+    store.insert_credential(&credential).await?;
+    Ok((credential, token))
+}
+
 /// An authenticated receiver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receiver {
