@@ -37,6 +37,18 @@ pub enum Command {
     /// Manage SET signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage receiver clients (OAuth client credentials for the stream management API).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage publisher credentials (for POST /events).
+    #[command(subcommand)]
+    Publisher(PublisherCommand),
+    /// Submit one event (JSON: {"sub_id": ..., "events": {...}}) from FILE or standard input,
+    /// as POST /events does; prints the SETs created.
+    Emit {
+        /// The event file; `-` or nothing for standard input.
+        file: Option<PathBuf>,
+    },
     /// Exit 0 when the server at URL answers its health check, 1 otherwise.
     Healthcheck {
         /// Base URL of the server (default: http://<server.bind>).
@@ -55,6 +67,53 @@ pub enum ConfigCommand {
     },
     /// Print the documented default configuration.
     PrintDefault,
+}
+
+/// `ssfd client ...`
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a receiver; prints its client_id and client_secret (shown once).
+    Create {
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+        /// Scopes it may be granted (default: ssf.manage ssf.read).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Also create a static bearer token for it (shown once).
+        #[arg(long)]
+        static_token: bool,
+    },
+    /// List receivers.
+    List,
+    /// Give a receiver a new client secret (shown once); the old one stops working.
+    RotateSecret {
+        /// The client.
+        client_id: String,
+    },
+    /// Revoke a receiver and its static tokens.
+    Revoke {
+        /// The client.
+        client_id: String,
+    },
+}
+
+/// `ssfd publisher ...`
+#[derive(Debug, Subcommand)]
+pub enum PublisherCommand {
+    /// Create a publisher credential; prints its token (shown once).
+    Create {
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+    },
+    /// List publisher credentials.
+    List,
+    /// Revoke a publisher credential.
+    Revoke {
+        /// The credential id.
+        id: String,
+    },
 }
 
 /// `ssfd keys ...`
@@ -131,6 +190,31 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Keys(keys) => {
             let store = open_store(&config).await?;
             run_keys(keys, &config, &store, clock.as_ref()).await
+        }
+        Command::Client(command) => {
+            let store = open_store(&config).await?;
+            run_client(command, &store, clock.as_ref()).await
+        }
+        Command::Publisher(command) => {
+            let store = open_store(&config).await?;
+            run_publisher(command, &store, clock.as_ref()).await
+        }
+        Command::Emit { file } => {
+            let text = match file.as_deref() {
+                None => std::io::read_to_string(std::io::stdin())?,
+                Some(path) if path.as_os_str() == "-" => std::io::read_to_string(std::io::stdin())?,
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+            };
+            let store = open_store(&config).await?;
+            let state = crate::http::AppState::new(config, store, clock);
+            let intake =
+                crate::http::parse_json(text.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let result = crate::transmitter::intake::submit(&state, intake)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Healthcheck { url } => {
             let base = url.unwrap_or_else(|| format!("http://{}", config.server.bind));
@@ -249,6 +333,115 @@ async fn run_keys(
         KeysCommand::Jwks => {
             let ring = KeyRing::new(store.list_signing_keys().await?, now)?;
             println!("{}", serde_json::to_string_pretty(ring.jwks())?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_client(
+    command: ClientCommand,
+    store: &SharedStore,
+    clock: &dyn Clock,
+) -> anyhow::Result<ExitCode> {
+    use crate::auth::{self, CredentialKind, SCOPE_MANAGE, SCOPE_READ};
+    let now = clock.now();
+    match command {
+        ClientCommand::Create {
+            name,
+            scopes,
+            static_token,
+        } => {
+            let scopes: Vec<&str> = if scopes.is_empty() {
+                vec![SCOPE_MANAGE, SCOPE_READ]
+            } else {
+                scopes.iter().map(String::as_str).collect()
+            };
+            let (client, secret) =
+                auth::register_client(store.as_ref(), &name, &scopes, now).await?;
+            println!("client_id:     {}", client.client_id);
+            println!("client_secret: {secret}");
+            println!("scopes:        {}", client.scopes);
+            if static_token {
+                let (_, token) = auth::create_credential(
+                    store.as_ref(),
+                    CredentialKind::Receiver,
+                    &name,
+                    &scopes,
+                    Some(&client.client_id),
+                    now,
+                )
+                .await?;
+                println!("static_token:  {token}");
+            }
+            println!("(the secret and token are shown once; ssfd stores only their hashes)");
+        }
+        ClientCommand::List => {
+            println!("{:<34} {:<24} {:<22} STATE", "CLIENT_ID", "NAME", "SCOPES");
+            for client in store.list_clients().await? {
+                let state = if client.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<34} {:<24} {:<22} {state}",
+                    client.client_id, client.name, client.scopes
+                );
+            }
+        }
+        ClientCommand::RotateSecret { client_id } => {
+            let secret = crate::ids::new_secret();
+            store
+                .set_client_secret(&client_id, &auth::hash_secret(&secret))
+                .await?;
+            println!("client_secret: {secret}");
+        }
+        ClientCommand::Revoke { client_id } => {
+            store.revoke_client(&client_id, now).await?;
+            println!("revoked client {client_id} and its static tokens");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_publisher(
+    command: PublisherCommand,
+    store: &SharedStore,
+    clock: &dyn Clock,
+) -> anyhow::Result<ExitCode> {
+    use crate::auth::{self, CredentialKind};
+    match command {
+        PublisherCommand::Create { name } => {
+            let (credential, token) = auth::create_credential(
+                store.as_ref(),
+                CredentialKind::Publisher,
+                &name,
+                &[],
+                None,
+                clock.now(),
+            )
+            .await?;
+            println!("id:    {}", credential.id);
+            println!("token: {token}");
+            println!("(shown once; use it as `Authorization: Bearer <token>` on POST /events)");
+        }
+        PublisherCommand::List => {
+            println!("{:<34} {:<24} STATE", "ID", "NAME");
+            for credential in store
+                .list_credentials(CredentialKind::Publisher.as_str())
+                .await?
+            {
+                let state = if credential.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!("{:<34} {:<24} {state}", credential.id, credential.name);
+            }
+        }
+        PublisherCommand::Revoke { id } => {
+            store.revoke_credential(&id, clock.now()).await?;
+            println!("revoked publisher credential {id}");
         }
     }
     Ok(ExitCode::SUCCESS)

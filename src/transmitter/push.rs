@@ -20,8 +20,9 @@ use crate::storage::{Lease, LeasedSet};
 
 /// SETs claimed per round.
 const LEASE_BATCH: i64 = 256;
-/// How long a claim holds; far longer than one attempt, so only a crash lets it lapse.
-const LEASE_SECS: i64 = 300;
+/// How long a claim holds, in push timeouts: longer than an attempt, short enough that a
+/// crashed process's SETs are taken over soon after it restarts (or by another replica).
+const LEASE_TIMEOUTS: i64 = 3;
 /// How often the dispatcher looks again when nothing woke it.
 const IDLE_RECHECK: Duration = Duration::from_millis(500);
 /// Most bytes of a receiver's error body kept for the admin.
@@ -37,10 +38,12 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             break;
         }
         let now = state.clock.now();
+        let timeout =
+            i64::try_from(state.config.transmitter.push_timeout_secs).unwrap_or(i64::MAX / 8);
         let lease = Lease {
             now,
             limit: LEASE_BATCH,
-            until: now + LEASE_SECS,
+            until: now + LEASE_TIMEOUTS * timeout,
             owner: &owner,
         };
         let leased = match state.store.lease_due(lease).await {

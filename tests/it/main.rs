@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod crash;
 mod jose;
 mod protocol;
 mod spec_fixtures;
