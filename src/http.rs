@@ -42,6 +42,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Woken whenever SETs enter the outbox: long polls and the push worker wait on it.
     pub outbox_signal: Arc<tokio::sync::Notify>,
+    /// Snapshots of signer and streams for the intake hot path.
+    pub caches: Arc<crate::transmitter::cache::Caches>,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
             auth,
             http,
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
+            caches: Arc::default(),
         }
     }
 }

@@ -52,14 +52,14 @@ pub async fn submit(state: &AppState, intake: EventIntake) -> Result<IntakeResul
     let default_subjects = state.config.transmitter.default_subjects;
     let signer = repo::signer(state).await?;
     let mut outgoing = Vec::new();
-    for (stream, subjects) in repo::streams_with_subjects(state).await? {
-        if !fanout::stream_takes(&stream, &event)
-            || !fanout::subject_selected(&intake.sub_id, &subjects, default_subjects)
+    for (stream, subjects) in repo::streams_with_subjects(state).await?.iter() {
+        if !fanout::stream_takes(stream, &event)
+            || !fanout::subject_selected(&intake.sub_id, subjects, default_subjects)
         {
             continue;
         }
         let set = envelope.set(
-            &stream,
+            stream,
             intake.sub_id.clone(),
             event.clone(),
             Some(&txn),
@@ -68,7 +68,7 @@ pub async fn submit(state: &AppState, intake: EventIntake) -> Result<IntakeResul
         let token = signer.sign(&set)?;
         outgoing.push(Outgoing {
             held: stream.status == StreamState::Paused,
-            stream_id: stream.stream_id,
+            stream_id: stream.stream_id.clone(),
             jti: set.jti,
             token,
         });

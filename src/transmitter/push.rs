@@ -104,7 +104,7 @@ fn spawn_lane(
 #[tracing::instrument(skip_all, fields(stream_id = %set.stream_id, jti = %set.jti))]
 async fn deliver(state: &AppState, set: LeasedSet) -> Result<(), crate::http::ApiError> {
     let store = &state.store;
-    let Some(stream) = repo::get_stream(state, &set.stream_id).await? else {
+    let Some(stream) = repo::cached_stream(state, &set.stream_id).await? else {
         return Ok(()); // deleted meanwhile: its outbox went with it
     };
     if stream.status != StreamState::Enabled && !set.bypass_status {

@@ -2,6 +2,9 @@
 //! store's rows, and the few multi-step operations handlers share.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::cache::FanoutSnapshot;
 
 use super::fanout::{Envelope, StreamSubjects};
 use super::metadata::paths;
@@ -124,24 +127,39 @@ pub async fn list_streams(state: &AppState, client_id: &str) -> Result<Vec<Strea
 
 /// Stores a new stream.
 pub async fn insert_stream(state: &AppState, stream: &Stream) -> Result<(), ApiError> {
-    Ok(state.store.insert_stream(&stream.to_row()).await?)
+    state.store.insert_stream(&stream.to_row()).await?;
+    state.caches.invalidate();
+    Ok(())
 }
 
 /// Stores a changed configuration.
 pub async fn update_stream(state: &AppState, stream: &Stream) -> Result<(), ApiError> {
-    Ok(state.store.update_stream(&stream.to_row()).await?)
+    state.store.update_stream(&stream.to_row()).await?;
+    state.caches.invalidate();
+    Ok(())
 }
 
 /// Deletes a stream, its subjects and its outbox.
 pub async fn delete_stream(state: &AppState, stream_id: &str) -> Result<(), ApiError> {
-    Ok(state.store.delete_stream(stream_id).await?)
+    state.store.delete_stream(stream_id).await?;
+    state.caches.invalidate();
+    Ok(())
 }
 
-/// The current signer. Signing keys change rarely; loading them per intake keeps every
-/// replica on the newest key at once.
+/// The current signer, from the cache while it is fresh (see `cache`).
 pub async fn signer(state: &AppState) -> Result<SetSigner, ApiError> {
+    let now = state.clock.now_millis();
+    if let Some(signer) = state.caches.signer(now).await {
+        return Ok(signer);
+    }
+    let generation = state.caches.generation();
     let ring = KeyRing::new(state.store.list_signing_keys().await?, state.clock.now())?;
-    Ok(ring.signer().clone())
+    let signer = ring.signer().clone();
+    state
+        .caches
+        .put_signer(signer.clone(), generation, now)
+        .await;
+    Ok(signer)
 }
 
 /// Sets a stream's status (held SETs released on enable, pending ones held on pause, dropped
@@ -227,7 +245,9 @@ pub async fn add_subject(
         verified,
         changed_at: state.clock.now(),
     };
-    Ok(state.store.upsert_subject(&row).await?)
+    state.store.upsert_subject(&row).await?;
+    state.caches.invalidate();
+    Ok(())
 }
 
 /// Removes a subject: under ALL it is recorded as removed, under NONE its addition is
@@ -248,17 +268,43 @@ pub async fn remove_subject(
                 verified: true,
                 changed_at: state.clock.now(),
             };
-            Ok(state.store.upsert_subject(&row).await?)
+            state.store.upsert_subject(&row).await?;
         }
         DefaultSubjects::None => match state.store.delete_subject(&stream.stream_id, &key).await {
-            Ok(()) | Err(DbError::NotFound) => Ok(()),
-            Err(other) => Err(other.into()),
+            Ok(()) | Err(DbError::NotFound) => {}
+            Err(other) => return Err(other.into()),
         },
     }
+    state.caches.invalidate();
+    Ok(())
 }
 
-/// Every stream with its subjects, for the fan-out.
-pub async fn streams_with_subjects(
+/// Every stream with its subjects, for the fan-out, from the cache while it is fresh.
+pub async fn streams_with_subjects(state: &AppState) -> Result<FanoutSnapshot, ApiError> {
+    let now = state.clock.now_millis();
+    if let Some(snapshot) = state.caches.fanout(now).await {
+        return Ok(snapshot);
+    }
+    let generation = state.caches.generation();
+    let snapshot = Arc::new(load_streams_with_subjects(state).await?);
+    state
+        .caches
+        .put_fanout(snapshot.clone(), generation, now)
+        .await;
+    Ok(snapshot)
+}
+
+/// A stream from the fan-out snapshot (at most a second old; changes made by this process
+/// are seen at once).
+pub async fn cached_stream(state: &AppState, stream_id: &str) -> Result<Option<Stream>, ApiError> {
+    Ok(streams_with_subjects(state)
+        .await?
+        .iter()
+        .find(|(stream, _)| stream.stream_id == stream_id)
+        .map(|(stream, _)| stream.clone()))
+}
+
+async fn load_streams_with_subjects(
     state: &AppState,
 ) -> Result<Vec<(Stream, StreamSubjects)>, ApiError> {
     let mut subjects: BTreeMap<String, StreamSubjects> = BTreeMap::new();
