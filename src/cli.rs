@@ -43,6 +43,10 @@ pub enum Command {
     /// Manage publisher credentials (for POST /events).
     #[command(subcommand)]
     Publisher(PublisherCommand),
+    /// Inspect streams and change their status as the transmitter (announced to the receiver
+    /// with a stream-updated event, SSF 1.0 §8.1.5).
+    #[command(subcommand)]
+    Stream(StreamCommand),
     /// Submit one event (JSON: {"sub_id": ..., "events": {...}}) from FILE or standard input,
     /// as POST /events does; prints the SETs created.
     Emit {
@@ -113,6 +117,28 @@ pub enum PublisherCommand {
     Revoke {
         /// The credential id.
         id: String,
+    },
+}
+
+/// `ssfd stream ...`
+#[derive(Debug, Subcommand)]
+pub enum StreamCommand {
+    /// List every stream with its status, delivery and outbox.
+    List,
+    /// Set a stream's status and tell its receiver (a stream-updated event).
+    SetStatus {
+        /// The stream.
+        stream_id: String,
+        /// enabled, paused or disabled.
+        status: String,
+        /// Why (sent to the receiver).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Move a stream's dead letters back to the outbox.
+    ReplayDead {
+        /// The stream.
+        stream_id: String,
     },
 }
 
@@ -198,6 +224,11 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Publisher(command) => {
             let store = open_store(&config).await?;
             run_publisher(command, &store, clock.as_ref()).await
+        }
+        Command::Stream(command) => {
+            let store = open_store(&config).await?;
+            let state = crate::http::AppState::new(config, store, clock);
+            run_stream(command, &state).await
         }
         Command::Emit { file } => {
             let text = match file.as_deref() {
@@ -399,6 +430,77 @@ async fn run_client(
         ClientCommand::Revoke { client_id } => {
             store.revoke_client(&client_id, now).await?;
             println!("revoked client {client_id} and its static tokens");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_stream(
+    command: StreamCommand,
+    state: &crate::http::AppState,
+) -> anyhow::Result<ExitCode> {
+    use crate::transmitter::repo;
+    let api = |e: crate::http::ApiError| anyhow::anyhow!("{e}");
+    match command {
+        StreamCommand::List => {
+            println!(
+                "{:<34} {:<34} {:<9} {:<7} {:>8} {:>6} LAST ERROR",
+                "STREAM_ID", "CLIENT_ID", "STATUS", "METHOD", "PENDING", "DEAD"
+            );
+            for row in state.store.list_streams(None).await? {
+                let pending = state
+                    .store
+                    .pending_sets(&row.stream_id, 100_000)
+                    .await?
+                    .len();
+                let dead = state
+                    .store
+                    .outbox_entries(&row.stream_id, "dead", 100_000)
+                    .await?
+                    .len();
+                let stats = state.store.delivery_stats(&row.stream_id).await?;
+                let method = if row.delivery_method.ends_with("8935") {
+                    "push"
+                } else {
+                    "poll"
+                };
+                println!(
+                    "{:<34} {:<34} {:<9} {:<7} {:>8} {:>6} {}",
+                    row.stream_id,
+                    row.client_id,
+                    row.status,
+                    method,
+                    pending,
+                    dead,
+                    stats.last_error.unwrap_or_default()
+                );
+            }
+        }
+        StreamCommand::SetStatus {
+            stream_id,
+            status,
+            reason,
+        } => {
+            let status: crate::protocol::StreamState =
+                status.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            let stream = repo::get_stream(state, &stream_id)
+                .await
+                .map_err(api)?
+                .ok_or_else(|| anyhow::anyhow!("no stream {stream_id}"))?;
+            let signer = repo::signer(state).await.map_err(api)?;
+            repo::set_status(state, &stream, status, reason, Some(&signer))
+                .await
+                .map_err(api)?;
+            println!(
+                "stream {stream_id} is {status}; its receiver is told by a stream-updated event"
+            );
+        }
+        StreamCommand::ReplayDead { stream_id } => {
+            let count = state
+                .store
+                .replay_dead(&stream_id, state.clock.now())
+                .await?;
+            println!("{count} dead letters of {stream_id} back in the outbox");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -13,7 +13,7 @@ use axum::Json;
 use super::repo;
 use crate::auth::Receiver;
 use crate::http::{parse_json, ApiError, AppState};
-use crate::protocol::{DeliveryMethod, PollRequest, PollResponse, StreamState};
+use crate::protocol::{DeliveryMethod, PollRequest, PollResponse};
 
 /// Most SETs one poll returns, whatever `maxEvents` says.
 pub const MAX_EVENTS_PER_POLL: usize = 1000;
@@ -70,12 +70,11 @@ pub(super) async fn poll(
         + Duration::from_secs(state.config.transmitter.poll_max_wait_secs);
     let mut response = PollResponse::default();
     loop {
-        // Paused and disabled streams offer nothing (SSF-ST-13, AMBIG-5); paused ones hold.
-        let status = repo::get_stream(&state, &stream.stream_id)
-            .await?
-            .map(|s| s.status)
-            .ok_or(ApiError::NotFound)?;
-        if max > 0 && status == StreamState::Enabled {
+        // A paused stream's SETs are held and a disabled stream's dropped (SSF-ST-07/08), by
+        // the status change itself: what is still pending then is only the stream-updated
+        // announcement, which must reach the receiver (SSF-UPD-02). So pending is offered
+        // whatever the status (SSF-ST-13: otherwise an empty `sets`).
+        if max > 0 {
             let (sets, more) = repo::pending_for_poll(&state, &stream.stream_id, max).await?;
             if !sets.is_empty() {
                 response.sets = sets.into_iter().collect();

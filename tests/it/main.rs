@@ -1,5 +1,6 @@
 //! Integration tests: one test binary (one link step), one module per area.
 
+mod auth;
 mod cli;
 mod common;
 mod crash;
