@@ -44,10 +44,13 @@ pub struct AppState {
     pub outbox_signal: Arc<tokio::sync::Notify>,
     /// Snapshots of signer and streams for the intake hot path.
     pub caches: Arc<crate::transmitter::cache::Caches>,
+    /// Group commit of outbox writes.
+    pub outbox_writer: crate::transmitter::batcher::Batcher,
 }
 
 impl AppState {
-    /// State for `config`, `store` and `clock`.
+    /// State for `config`, `store` and `clock`. Call it within a tokio runtime: it starts the
+    /// outbox writer task.
     pub fn new(config: Config, store: SharedStore, clock: Arc<dyn Clock>) -> Self {
         let endpoints = Arc::new(Endpoints::new(&config.issuer_url()));
         let http = reqwest::Client::builder()
@@ -64,6 +67,7 @@ impl AppState {
             clock.clone(),
             http.clone(),
         ));
+        let outbox_writer = crate::transmitter::batcher::Batcher::start(store.clone());
         Self {
             config: Arc::new(config),
             store,
@@ -73,6 +77,7 @@ impl AppState {
             http,
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
             caches: Arc::default(),
+            outbox_writer,
         }
     }
 }

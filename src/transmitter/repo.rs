@@ -360,7 +360,7 @@ pub async fn enqueue(state: &AppState, outgoing: Vec<Outgoing>, now: i64) -> Res
             bypass_status: false,
         })
         .collect();
-    state.store.enqueue(&rows, now).await?;
+    state.outbox_writer.enqueue(rows, now).await?;
     state.outbox_signal.notify_waiters();
     Ok(())
 }
