@@ -373,8 +373,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn enqueue(&self, sets: &[NewOutboxRow], now: i64) -> Result<(), DbError>;
     /// Claims due SETs of push streams that may send now (enabled, or announcements).
     async fn lease_due(&self, lease: Lease<'_>) -> Result<Vec<LeasedSet>, DbError>;
-    /// A pushed SET was accepted: it leaves the outbox.
-    async fn mark_delivered(&self, id: i64, now: i64) -> Result<(), DbError>;
+    /// Pushed SETs were accepted: they leave the outbox (one transaction for all).
+    async fn mark_delivered(&self, ids: &[i64], now: i64) -> Result<(), DbError>;
     /// A push failed and will be retried at `next_attempt_at`.
     async fn schedule_retry(
         &self,

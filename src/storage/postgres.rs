@@ -24,5 +24,5 @@ impl PgStore {
     }
 }
 
-sql_helpers!(Postgres);
+sql_helpers!(Postgres, lock_stream = "FOR SHARE OF s");
 sql_store!(PgStore, skip_locked = "FOR UPDATE OF o SKIP LOCKED");

@@ -369,22 +369,25 @@ macro_rules! sql_store {
                 .await?)
             }
 
-            async fn mark_delivered(&self, id: i64, now: i64) -> Result<(), DbError> {
+            async fn mark_delivered(&self, ids: &[i64], now: i64) -> Result<(), DbError> {
                 let mut tx = self.pool.begin().await?;
-                let stream: Option<(String,)> = sqlx::query_as("DELETE FROM outbox WHERE id = $1 RETURNING stream_id")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some((stream_id,)) = stream {
-                    sqlx::query(
-                        "INSERT INTO stream_delivery_stats (stream_id, delivered, last_success_at) VALUES ($1, 1, $2) \
-                         ON CONFLICT (stream_id) DO UPDATE SET delivered = stream_delivery_stats.delivered + 1, \
-                         last_success_at = excluded.last_success_at",
-                    )
-                    .bind(stream_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                for id in ids {
+                    let stream: Option<(String,)> =
+                        sqlx::query_as("DELETE FROM outbox WHERE id = $1 RETURNING stream_id")
+                            .bind(id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if let Some((stream_id,)) = stream {
+                        sqlx::query(
+                            "INSERT INTO stream_delivery_stats (stream_id, delivered, last_success_at) VALUES ($1, 1, $2) \
+                             ON CONFLICT (stream_id) DO UPDATE SET delivered = stream_delivery_stats.delivered + 1, \
+                             last_success_at = excluded.last_success_at",
+                        )
+                        .bind(stream_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
                 tx.commit().await?;
                 Ok(())
@@ -543,9 +546,12 @@ macro_rules! stream_columns {
     };
 }
 
-/// Helpers generic over the transaction type, instantiated per backend.
+/// Helpers generic over the transaction type, instantiated per backend. `$lock_stream` makes
+/// an outbox insert share-lock its stream row on PostgreSQL, so that a concurrent status change
+/// waits for it (and the insert sees the status that change commits); SQLite serialises
+/// writers and needs nothing.
 macro_rules! sql_helpers {
-    ($db:ty) => {
+    ($db:ty, lock_stream = $lock_stream:literal) => {
         fn found(rows: u64) -> Result<(), DbError> {
             if rows == 0 {
                 Err(DbError::NotFound)
@@ -554,19 +560,26 @@ macro_rules! sql_helpers {
             }
         }
 
+        /// Inserts one SET. Its state follows the stream's status as the transaction sees it
+        /// (locked against a concurrent status change): held for a paused stream, nothing at
+        /// all for a disabled one (SSF-ST-07/08), pending otherwise; announcements
+        /// (`bypass_status`) are always pending, and `held` forces held.
         async fn insert_outbox(
             tx: &mut sqlx::Transaction<'_, $db>,
             row: &NewOutboxRow,
             now: i64,
         ) -> Result<(), DbError> {
-            sqlx::query(
+            sqlx::query(concat!(
                 "INSERT INTO outbox (stream_id, jti, token, state, bypass_status, created_at, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
-            )
+                 SELECT s.stream_id, $2, $3, \
+                 CASE WHEN $5 THEN 'pending' WHEN $4 OR s.status = 'paused' THEN 'held' ELSE 'pending' END, \
+                 $5, $6, $6 FROM streams s WHERE s.stream_id = $1 AND ($5 OR s.status <> 'disabled') ",
+                $lock_stream
+            ))
             .bind(&row.stream_id)
             .bind(&row.jti)
             .bind(&row.token)
-            .bind(if row.held { "held" } else { "pending" })
+            .bind(row.held)
             .bind(row.bypass_status)
             .bind(now)
             .execute(&mut **tx)

@@ -48,5 +48,5 @@ impl SqliteStore {
     }
 }
 
-sql_helpers!(Sqlite);
+sql_helpers!(Sqlite, lock_stream = "");
 sql_store!(SqliteStore, skip_locked = "");

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::header;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::repo;
 use super::retry::{self, Outcome};
@@ -28,9 +28,39 @@ const IDLE_RECHECK: Duration = Duration::from_millis(500);
 /// Most bytes of a receiver's error body kept for the admin.
 const MAX_ERROR_BODY: usize = 4096;
 
+/// Most deliveries recorded in one transaction.
+const MAX_COMPLETIONS: usize = 512;
+
+/// Records deliveries in batches: one commit for every SET acknowledged meanwhile, instead of
+/// one per SET (the same group commit as the intake's).
+async fn record_deliveries(
+    state: AppState,
+    mut delivered: mpsc::UnboundedReceiver<(i64, oneshot::Sender<()>)>,
+) {
+    while let Some(first) = delivered.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_COMPLETIONS {
+            match delivered.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+        if let Err(error) = state.store.mark_delivered(&ids, state.clock.now()).await {
+            // The lease lapses and the SETs are sent again: at least once, never lost.
+            tracing::error!(%error, count = ids.len(), "cannot record deliveries");
+        }
+        for (_, done) in batch {
+            let _ = done.send(());
+        }
+    }
+}
+
 /// Runs the push worker until `shutdown` turns true.
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let owner = crate::ids::new_id();
+    let (completions, delivered) = mpsc::unbounded_channel();
+    tokio::spawn(record_deliveries(state.clone(), delivered));
     let in_flight: Arc<Mutex<BTreeSet<i64>>> = Arc::default();
     let mut lanes: BTreeMap<String, mpsc::UnboundedSender<LeasedSet>> = BTreeMap::new();
     loop {
@@ -62,7 +92,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             dispatched += 1;
             let lane = lanes
                 .entry(set.stream_id.clone())
-                .or_insert_with(|| spawn_lane(&state, in_flight.clone()));
+                .or_insert_with(|| spawn_lane(&state, in_flight.clone(), completions.clone()));
             if let Err(mpsc::error::SendError(set)) = lane.send(set) {
                 in_flight.lock().expect("not poisoned").remove(&set.id);
             }
@@ -77,21 +107,30 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// Where a lane reports a delivered SET, and learns when it is recorded.
+type Completions = mpsc::UnboundedSender<(i64, oneshot::Sender<()>)>;
+
 /// One stream's queue, drained by `push_concurrency_per_stream` tasks.
 fn spawn_lane(
     state: &AppState,
     in_flight: Arc<Mutex<BTreeSet<i64>>>,
+    completions: Completions,
 ) -> mpsc::UnboundedSender<LeasedSet> {
     let (sender, receiver) = mpsc::unbounded_channel::<LeasedSet>();
     let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
     for _ in 0..state.config.transmitter.push_concurrency_per_stream {
-        let (state, receiver, in_flight) = (state.clone(), receiver.clone(), in_flight.clone());
+        let (state, receiver, in_flight, completions) = (
+            state.clone(),
+            receiver.clone(),
+            in_flight.clone(),
+            completions.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 let next = receiver.lock().await.recv().await;
                 let Some(set) = next else { break };
                 let id = set.id;
-                if let Err(error) = deliver(&state, set).await {
+                if let Err(error) = deliver(&state, set, &completions).await {
                     tracing::error!(%error, "push bookkeeping failed");
                 }
                 in_flight.lock().expect("not poisoned").remove(&id);
@@ -102,7 +141,11 @@ fn spawn_lane(
 }
 
 #[tracing::instrument(skip_all, fields(stream_id = %set.stream_id, jti = %set.jti))]
-async fn deliver(state: &AppState, set: LeasedSet) -> Result<(), crate::http::ApiError> {
+async fn deliver(
+    state: &AppState,
+    set: LeasedSet,
+    completions: &Completions,
+) -> Result<(), crate::http::ApiError> {
     let store = &state.store;
     let Some(stream) = repo::cached_stream(state, &set.stream_id).await? else {
         return Ok(()); // deleted meanwhile: its outbox went with it
@@ -154,7 +197,12 @@ async fn deliver(state: &AppState, set: LeasedSet) -> Result<(), crate::http::Ap
     };
     let now = state.clock.now();
     match outcome {
-        Outcome::Delivered => store.mark_delivered(set.id, now).await?,
+        Outcome::Delivered => {
+            let (done, recorded) = oneshot::channel();
+            if completions.send((set.id, done)).is_ok() {
+                let _ = recorded.await;
+            }
+        }
         Outcome::Reject { error } => {
             tracing::warn!(%error, "receiver rejected the SET");
             store.dead_letter(set.id, &error, now).await?;
