@@ -60,8 +60,11 @@ pub(super) async fn create(
     AppJson(request): AppJson<CreateStreamRequest>,
 ) -> Result<Response, ApiError> {
     receiver.require_manage()?;
-    let existing = repo::list_streams(&state, &receiver.client_id).await?;
-    if state.config.transmitter.single_stream_per_client && !existing.is_empty() {
+    if state.config.transmitter.single_stream_per_client
+        && !repo::list_streams(&state, &receiver.client_id)
+            .await?
+            .is_empty()
+    {
         // SSF-CR-04
         return Err(ApiError::Conflict(
             "this receiver already has a stream and only one is allowed".to_owned(),
