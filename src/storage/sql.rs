@@ -9,17 +9,9 @@ macro_rules! sql_store {
         #[async_trait::async_trait]
         impl $crate::storage::Store for $store {
             async fn insert_signing_key(&self, key: &SigningKeyRow) -> Result<(), DbError> {
-                sqlx::query(
-                    "INSERT INTO signing_keys (kid, alg, private_jwk, created_at, retires_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&key.kid)
-                .bind(&key.alg)
-                .bind(&key.private_jwk)
-                .bind(key.created_at)
-                .bind(key.retires_at)
-                .execute(&self.pool)
-                .await?;
+                let mut tx = self.pool.begin().await?;
+                insert_key(&mut tx, key).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -44,17 +36,7 @@ macro_rules! sql_store {
                     .bind(retire_previous_at)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
-                    "INSERT INTO signing_keys (kid, alg, private_jwk, created_at, retires_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&new_key.kid)
-                .bind(&new_key.alg)
-                .bind(&new_key.private_jwk)
-                .bind(new_key.created_at)
-                .bind(new_key.retires_at)
-                .execute(&mut *tx)
-                .await?;
+                insert_key(&mut tx, new_key).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -558,6 +540,24 @@ macro_rules! sql_helpers {
             } else {
                 Ok(())
             }
+        }
+
+        async fn insert_key(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            key: &SigningKeyRow,
+        ) -> Result<(), DbError> {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, alg, private_jwk, created_at, retires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(&key.private_jwk)
+            .bind(key.created_at)
+            .bind(key.retires_at)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
         }
 
         /// Inserts one SET. Its state follows the stream's status as the transaction sees it

@@ -187,21 +187,7 @@ impl TestServer {
 
     /// An access token for an existing client (client_secret_basic).
     pub async fn token_for(&self, client_id: &str, secret: &str) -> String {
-        let response: serde_json::Value = self
-            .http
-            .post(self.url("/oauth/token"))
-            .basic_auth(client_id, Some(secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        response["access_token"]
-            .as_str()
-            .expect("a token")
-            .to_owned()
+        fetch_token(&self.http, &self.base, client_id, secret).await
     }
 
     /// A publisher credential for `POST /events`.
@@ -226,4 +212,27 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// An access token from the token endpoint of the server at `base` (client_secret_basic).
+pub async fn fetch_token(
+    http: &reqwest::Client,
+    base: &str,
+    client_id: &str,
+    secret: &str,
+) -> String {
+    let response: serde_json::Value = http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    response["access_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned()
 }

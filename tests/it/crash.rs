@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::common::TestDb;
+use crate::common::{fetch_token, TestDb};
 
 const EVENTS: usize = 1000;
 
@@ -141,17 +141,7 @@ async fn sigkill_during_delivery_loses_nothing() {
 
     let server = start(dir.path(), &env);
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{base}/oauth/token"))
-        .basic_auth(&client_id, Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let token = fetch_token(&http, &base, &client_id, &secret).await;
     let stream = http
         .post(format!("{base}/ssf/stream"))
         .bearer_auth(&token)
