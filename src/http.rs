@@ -137,6 +137,7 @@ pub fn app(state: AppState) -> Router {
         .route(&endpoints.path(Endpoints::JWKS), get(jwks))
         .merge(crate::auth::router(&endpoints))
         .merge(crate::transmitter::router(&endpoints))
+        .merge(crate::receiver::router(&endpoints))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(TimeoutLayer::with_status_code(

@@ -19,6 +19,8 @@ pub mod ids;
 pub mod jose;
 /// Pure wire types of SSF 1.0, CAEP 1.0, RISC 1.0, RFC 8417, RFC 8935, RFC 8936 and RFC 9493.
 pub mod protocol;
+/// The receiver role: push endpoint per upstream, SET validation, storage.
+pub mod receiver;
 /// Persistence: one `Store` trait, SQLite and PostgreSQL implementations.
 pub mod storage;
 /// The transmitter role: metadata, stream management, fan-out, outbox, push and poll.

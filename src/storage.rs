@@ -250,6 +250,46 @@ pub struct DeliveryStats {
     pub last_error: Option<String>,
 }
 
+/// An upstream transmitter ssfd receives SETs from (the receiver role).
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UpstreamRow {
+    /// Local id; also the last segment of its push endpoint.
+    pub id: String,
+    /// The transmitter's issuer, compared exactly (SSF-DISC-07).
+    pub issuer: String,
+    /// Its discovered metadata, JSON.
+    pub metadata: Option<String>,
+    /// How ssfd authorizes to it (token endpoint, client credentials or static token), JSON
+    /// with secrets.
+    pub auth: String,
+    /// Delivery method URI.
+    pub delivery_method: String,
+    /// Event types requested, JSON array.
+    pub events_requested: String,
+    /// The stream id at the transmitter.
+    pub remote_stream_id: Option<String>,
+    /// The `aud` its SETs must carry.
+    pub audience: String,
+    /// The pinned JWK Set its SETs are verified with, JSON.
+    pub jwks: Option<String>,
+    /// SHA-256 of the push secret ssfd gave it as `authorization_header`.
+    pub push_token_hash: Option<String>,
+    /// `enabled`, `paused`, `disabled` (as the transmitter last said) or a local state.
+    pub status: String,
+    /// The `state` of the verification ssfd last requested.
+    pub verification_state: Option<String>,
+    /// When a verification last succeeded.
+    pub verified_at: Option<i64>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+redacted_debug!(UpstreamRow {
+    id, issuer, delivery_method, events_requested, remote_stream_id, audience, status,
+    verification_state, verified_at, created_at, updated_at
+} secret { metadata, auth, jwks, push_token_hash });
+
 /// A SET accepted from an upstream transmitter.
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReceivedEventRow {
@@ -415,6 +455,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     // Receiver.
 
+    /// Registers an upstream.
+    async fn insert_upstream(&self, upstream: &UpstreamRow) -> Result<(), DbError>;
+    /// An upstream by id.
+    async fn get_upstream(&self, id: &str) -> Result<UpstreamRow, DbError>;
+    /// Every upstream, oldest first.
+    async fn list_upstreams(&self) -> Result<Vec<UpstreamRow>, DbError>;
+    /// Replaces an upstream's row.
+    async fn update_upstream(&self, upstream: &UpstreamRow) -> Result<(), DbError>;
+    /// Removes an upstream (its received SETs stay, detached).
+    async fn delete_upstream(&self, id: &str) -> Result<(), DbError>;
     /// Stores an accepted SET unless one with its (iss, jti) is stored; true when new.
     async fn insert_received(&self, event: &ReceivedEventRow) -> Result<bool, DbError>;
 }

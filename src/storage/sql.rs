@@ -477,6 +477,75 @@ macro_rules! sql_store {
                 Ok(stats.unwrap_or_default())
             }
 
+            async fn insert_upstream(&self, upstream: &UpstreamRow) -> Result<(), DbError> {
+                sqlx::query(concat!("INSERT INTO upstreams (", upstream_columns!(), ") \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"))
+                    .bind(&upstream.id)
+                    .bind(&upstream.issuer)
+                    .bind(&upstream.metadata)
+                    .bind(&upstream.auth)
+                    .bind(&upstream.delivery_method)
+                    .bind(&upstream.events_requested)
+                    .bind(&upstream.remote_stream_id)
+                    .bind(&upstream.audience)
+                    .bind(&upstream.jwks)
+                    .bind(&upstream.push_token_hash)
+                    .bind(&upstream.status)
+                    .bind(&upstream.verification_state)
+                    .bind(upstream.verified_at)
+                    .bind(upstream.created_at)
+                    .bind(upstream.updated_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_upstream(&self, id: &str) -> Result<UpstreamRow, DbError> {
+                Ok(sqlx::query_as(concat!("SELECT ", upstream_columns!(), " FROM upstreams WHERE id = $1"))
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn list_upstreams(&self) -> Result<Vec<UpstreamRow>, DbError> {
+                Ok(sqlx::query_as(concat!("SELECT ", upstream_columns!(), " FROM upstreams ORDER BY created_at, id"))
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn update_upstream(&self, upstream: &UpstreamRow) -> Result<(), DbError> {
+                let done = sqlx::query(
+                    "UPDATE upstreams SET issuer = $2, metadata = $3, auth = $4, delivery_method = $5, \
+                     events_requested = $6, remote_stream_id = $7, audience = $8, jwks = $9, push_token_hash = $10, \
+                     status = $11, verification_state = $12, verified_at = $13, updated_at = $14 WHERE id = $1",
+                )
+                .bind(&upstream.id)
+                .bind(&upstream.issuer)
+                .bind(&upstream.metadata)
+                .bind(&upstream.auth)
+                .bind(&upstream.delivery_method)
+                .bind(&upstream.events_requested)
+                .bind(&upstream.remote_stream_id)
+                .bind(&upstream.audience)
+                .bind(&upstream.jwks)
+                .bind(&upstream.push_token_hash)
+                .bind(&upstream.status)
+                .bind(&upstream.verification_state)
+                .bind(upstream.verified_at)
+                .bind(upstream.updated_at)
+                .execute(&self.pool)
+                .await?;
+                found(done.rows_affected())
+            }
+
+            async fn delete_upstream(&self, id: &str) -> Result<(), DbError> {
+                let done = sqlx::query("DELETE FROM upstreams WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                found(done.rows_affected())
+            }
+
             async fn insert_received(&self, event: &ReceivedEventRow) -> Result<bool, DbError> {
                 let done = sqlx::query(
                     "INSERT INTO received_events (upstream_id, iss, jti, token, claims, event_type, arrived_at, outcome) \
@@ -525,6 +594,14 @@ macro_rules! stream_columns {
         "stream_id, client_id, aud, events_requested, events_delivered, delivery_method, endpoint_url, \
          authorization_header, description, status, status_reason, min_verification_interval, \
          last_verification_at, created_at, updated_at"
+    };
+}
+
+/// The column list of `UpstreamRow`.
+macro_rules! upstream_columns {
+    () => {
+        "id, issuer, metadata, auth, delivery_method, events_requested, remote_stream_id, audience, \
+         jwks, push_token_hash, status, verification_state, verified_at, created_at, updated_at"
     };
 }
 

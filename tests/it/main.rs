@@ -6,5 +6,6 @@ mod common;
 mod crash;
 mod jose;
 mod protocol;
+mod receiver_push;
 mod spec_fixtures;
 mod transmitter_smoke;

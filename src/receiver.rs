@@ -1,0 +1,21 @@
+//! The receiver role: SETs from upstream transmitters arrive at a push endpoint per upstream
+//! (RFC 8935), are validated strictly, stored once, and handed to the session-action engine.
+
+pub mod push;
+pub mod validate;
+
+use axum::routing::post;
+use axum::Router;
+
+use crate::http::{AppState, Endpoints};
+
+/// Path prefix of the push endpoints: this, then the upstream's id.
+pub const PUSH_PREFIX: &str = "/ssf/receiver/";
+
+/// The receiver's routes.
+pub fn router(endpoints: &Endpoints) -> Router<AppState> {
+    Router::new().route(
+        &endpoints.path(&format!("{PUSH_PREFIX}{{upstream_id}}")),
+        post(push::receive),
+    )
+}

@@ -1,0 +1,125 @@
+//! The validation pipeline of a SET from an upstream (spec-checklist §9): signature and
+//! envelope by the upstream's pinned keys ([`crate::jose::SetVerifier`]), then the SSF rules
+//! on `sub_id` and `events` and the typed event payloads, then what the event says about the
+//! stream itself (verification `state`, SSF-VER-06/07).
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::jose::{SetVerifier, VerifyError};
+use crate::protocol::{EventPayload, PushError, SecurityEventToken, SetErrorCode, SubjectId};
+use crate::storage::UpstreamRow;
+
+/// A SET that passed every check.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The parsed claims.
+    pub set: SecurityEventToken,
+    /// The verified claims as JSON text, for storage.
+    pub claims_json: String,
+    /// The compact token as received.
+    pub raw: String,
+}
+
+impl Accepted {
+    /// The (single) event.
+    pub fn event(&self) -> &EventPayload {
+        self.set.events.iter().next().expect("validated: one event")
+    }
+}
+
+/// Why a SET is refused, as the RFC 8935 error the transmitter gets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection(pub PushError);
+
+fn reject(code: SetErrorCode, description: impl Into<String>) -> Rejection {
+    Rejection(PushError::new(code, description))
+}
+
+impl From<VerifyError> for Rejection {
+    fn from(error: VerifyError) -> Self {
+        reject(
+            SetErrorCode::from(error.rfc8935_code()),
+            error.description(),
+        )
+    }
+}
+
+/// Validates `token` from `upstream`.
+pub fn validate(
+    upstream: &UpstreamRow,
+    token: &str,
+    clock: Arc<dyn Clock>,
+) -> Result<Accepted, Rejection> {
+    let jwks: serde_json::Value = upstream
+        .jwks
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .ok_or_else(|| {
+            reject(
+                SetErrorCode::InvalidKey,
+                "no keys are known for this transmitter yet",
+            )
+        })?;
+    let verifier = SetVerifier::builder(&upstream.issuer, &upstream.audience, &jwks, clock)
+        .build()
+        .map_err(|_| {
+            reject(
+                SetErrorCode::InvalidKey,
+                "no usable key is known for this transmitter",
+            )
+        })?;
+    let verified = verifier.verify(token)?;
+    let claims_json = serde_json::to_string(&verified.claims).expect("a JSON object serialises");
+    let set = SecurityEventToken::from_json(&claims_json).map_err(|e| {
+        reject(
+            SetErrorCode::InvalidRequest,
+            format!("the SET does not conform: {e}"),
+        )
+    })?;
+    // One event per SET (IOP-SET-01), sub_id present, no sub/exp (SSF-SET-02/03).
+    set.check_ssf_profile(true)
+        .map_err(|e| reject(SetErrorCode::InvalidRequest, e.to_string()))?;
+    let accepted = Accepted {
+        set,
+        claims_json,
+        raw: verified.raw,
+    };
+    check_stream_events(upstream, &accepted)?;
+    Ok(accepted)
+}
+
+/// Verification and stream-updated events name the stream as their subject
+/// (SSF-VER-05, SSF-UPD-06); a verification answering our request echoes our `state`.
+fn check_stream_events(upstream: &UpstreamRow, accepted: &Accepted) -> Result<(), Rejection> {
+    let about_stream = || match (&accepted.set.sub_id, &upstream.remote_stream_id) {
+        (Some(SubjectId::Opaque { id, .. }), Some(stream_id)) => id == stream_id,
+        (Some(SubjectId::Opaque { .. }), None) => true,
+        _ => false,
+    };
+    match accepted.event() {
+        EventPayload::Verification(verification) => {
+            if !about_stream() {
+                return Err(reject(
+                    SetErrorCode::InvalidRequest,
+                    "a verification event's sub_id must be the opaque stream id",
+                ));
+            }
+            // Unsolicited verification carries no state (SSF-VER-01/11); a solicited one
+            // must echo ours.
+            match (&verification.state, &upstream.verification_state) {
+                (None, _) => Ok(()),
+                (Some(state), Some(expected)) if state == expected => Ok(()),
+                _ => Err(reject(
+                    SetErrorCode::InvalidState,
+                    "the verification state is not the one requested",
+                )),
+            }
+        }
+        EventPayload::StreamUpdated(_) if !about_stream() => Err(reject(
+            SetErrorCode::InvalidRequest,
+            "a stream-updated event's sub_id must be the opaque stream id",
+        )),
+        _ => Ok(()),
+    }
+}
