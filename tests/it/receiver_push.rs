@@ -3,7 +3,6 @@
 //! invalid-set-rejection module gets its own RFC 8935 error.
 
 use serde_json::{json, Value};
-use ssfd::clock::Clock;
 use ssfd::jose::{self, Algorithm, KeyRing};
 use ssfd::storage::{ReceivedEventRow, UpstreamRow};
 
