@@ -2,6 +2,7 @@
 //! (RFC 8935), are validated strictly, stored once, and handed to the session-action engine.
 
 pub mod push;
+pub mod upstreams;
 pub mod validate;
 
 use axum::routing::post;

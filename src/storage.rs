@@ -465,6 +465,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn update_upstream(&self, upstream: &UpstreamRow) -> Result<(), DbError>;
     /// Removes an upstream (its received SETs stay, detached).
     async fn delete_upstream(&self, id: &str) -> Result<(), DbError>;
+    /// The stored SET with this (iss, jti), if any.
+    async fn get_received(&self, iss: &str, jti: &str)
+        -> Result<Option<ReceivedEventRow>, DbError>;
     /// Stores an accepted SET unless one with its (iss, jti) is stored; true when new.
     async fn insert_received(&self, event: &ReceivedEventRow) -> Result<bool, DbError>;
 }

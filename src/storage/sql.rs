@@ -546,6 +546,17 @@ macro_rules! sql_store {
                 found(done.rows_affected())
             }
 
+            async fn get_received(&self, iss: &str, jti: &str) -> Result<Option<ReceivedEventRow>, DbError> {
+                Ok(sqlx::query_as(
+                    "SELECT upstream_id, iss, jti, token, claims, event_type, arrived_at, outcome \
+                     FROM received_events WHERE iss = $1 AND jti = $2",
+                )
+                .bind(iss)
+                .bind(jti)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
             async fn insert_received(&self, event: &ReceivedEventRow) -> Result<bool, DbError> {
                 let done = sqlx::query(
                     "INSERT INTO received_events (upstream_id, iss, jti, token, claims, event_type, arrived_at, outcome) \

@@ -4,6 +4,7 @@ mod auth;
 mod cli;
 mod common;
 mod crash;
+mod end_to_end;
 mod jose;
 mod protocol;
 mod receiver_push;

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 use ssfd::protocol::{EventPayload, EventType, SecurityEventToken};
 
 /// The smallest valid payload of each known event type, with its required claims.
-fn minimal_payload(event_type: &EventType) -> Value {
+pub(crate) fn minimal_payload(event_type: &EventType) -> Value {
     match event_type {
         EventType::TokenClaimsChange => json!({"claims": {"role": "ro-admin"}}),
         EventType::CredentialChange => {
