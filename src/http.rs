@@ -147,7 +147,8 @@ pub fn app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// Serves `state` on `listener`, with the background workers (push delivery), until
+/// Serves `state` on `listener`, with the background workers (push delivery, upstream
+/// polling), until
 /// `shutdown` completes; then finishes in-flight requests and stops the workers.
 pub async fn serve(
     listener: TcpListener,
@@ -155,12 +156,17 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let pusher = tokio::spawn(crate::transmitter::push::run(state.clone(), stopped));
+    let pusher = tokio::spawn(crate::transmitter::push::run(
+        state.clone(),
+        stopped.clone(),
+    ));
+    let poller = tokio::spawn(crate::receiver::poller::run(state.clone(), stopped));
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop.send(true);
     let _ = pusher.await;
+    let _ = poller.await;
     result
 }
 

@@ -1,6 +1,8 @@
 //! The receiver role: SETs from upstream transmitters arrive at a push endpoint per upstream
 //! (RFC 8935), are validated strictly, stored once, and handed to the session-action engine.
 
+pub mod ingest;
+pub mod poller;
 pub mod push;
 pub mod upstreams;
 pub mod validate;

@@ -268,6 +268,8 @@ pub struct UpstreamRow {
     pub events_requested: String,
     /// The stream id at the transmitter.
     pub remote_stream_id: Option<String>,
+    /// Poll delivery: the transmitter's endpoint for this stream.
+    pub poll_url: Option<String>,
     /// The `aud` its SETs must carry.
     pub audience: String,
     /// The pinned JWK Set its SETs are verified with, JSON.
@@ -286,7 +288,7 @@ pub struct UpstreamRow {
     pub updated_at: i64,
 }
 redacted_debug!(UpstreamRow {
-    id, issuer, delivery_method, events_requested, remote_stream_id, audience, status,
+    id, issuer, delivery_method, events_requested, remote_stream_id, poll_url, audience, status,
     verification_state, verified_at, created_at, updated_at
 } secret { metadata, auth, jwks, push_token_hash });
 

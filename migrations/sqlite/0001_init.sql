@@ -103,6 +103,7 @@ CREATE TABLE upstreams (
     delivery_method    TEXT NOT NULL,
     events_requested   TEXT NOT NULL,
     remote_stream_id   TEXT,
+    poll_url           TEXT,
     audience           TEXT NOT NULL,
     jwks               TEXT,
     push_token_hash    TEXT,

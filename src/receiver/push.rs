@@ -8,11 +8,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::validate::{self, Rejection};
+use super::ingest::{ingest, Ingested};
 use crate::auth::secret_matches;
 use crate::http::AppState;
-use crate::protocol::{EventPayload, PushError, SetErrorCode};
-use crate::storage::{DbError, ReceivedEventRow, UpstreamRow};
+use crate::protocol::{PushError, SetErrorCode};
+use crate::storage::{DbError, UpstreamRow};
 
 fn error(status: StatusCode, error: PushError) -> Response {
     let mut response = (status, [(header::CONTENT_LANGUAGE, "en")], Json(error)).into_response();
@@ -75,45 +75,10 @@ pub(super) async fn receive(
             ),
         );
     };
-    let accepted = match validate::validate(&upstream, token.trim(), state.clock.clone()) {
-        Ok(accepted) => accepted,
-        Err(Rejection(reason)) => {
-            tracing::warn!(upstream = %upstream.id, err = %reason.err, description = %reason.description, "SET rejected");
-            return error(StatusCode::BAD_REQUEST, reason);
-        }
-    };
-    let row = ReceivedEventRow {
-        upstream_id: Some(upstream.id.clone()),
-        iss: accepted.set.iss.clone(),
-        jti: accepted.set.jti.clone(),
-        token: accepted.raw.clone(),
-        claims: accepted.claims_json.clone(),
-        event_type: accepted.event().event_type().as_uri().to_owned(),
-        arrived_at: state.clock.now(),
-        outcome: "accepted".to_owned(),
-    };
-    // The hand-off point to the session-action engine: storing the SET and its effects is one
-    // statement today (the engine adds its effects to this transaction).
-    match state.store.insert_received(&row).await {
-        Ok(true) => {
-            if let EventPayload::Verification(_) = accepted.event() {
-                let mut verified = upstream.clone();
-                verified.verified_at = Some(state.clock.now());
-                verified.updated_at = state.clock.now();
-                if let Err(e) = state.store.update_upstream(&verified).await {
-                    tracing::warn!(error = %e, "cannot record the verification");
-                }
-            }
-            tracing::info!(upstream = %upstream.id, jti = %row.jti, event = %row.event_type, "SET accepted");
-        }
-        Ok(false) => {
-            tracing::debug!(jti = %row.jti, "SET delivered again; acknowledged, not applied")
-        }
-        Err(e) => {
-            // Not stored, so not acknowledged: the transmitter retries.
-            tracing::error!(error = %e, "cannot store a SET");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
+    match ingest(&state, &upstream, token).await {
+        Ingested::Stored | Ingested::Duplicate => StatusCode::ACCEPTED.into_response(),
+        Ingested::Rejected(reason) => error(StatusCode::BAD_REQUEST, reason),
+        // Not stored, so not acknowledged: the transmitter retries.
+        Ingested::NotStored(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
-    StatusCode::ACCEPTED.into_response()
 }

@@ -160,6 +160,22 @@ pub async fn register_push(
     state: &AppState,
     registration: Registration,
 ) -> Result<UpstreamRow, RegistrationError> {
+    register(state, registration, DeliveryMethod::Push).await
+}
+
+/// Registers an upstream that ssfd polls; returns its stored row.
+pub async fn register_poll(
+    state: &AppState,
+    registration: Registration,
+) -> Result<UpstreamRow, RegistrationError> {
+    register(state, registration, DeliveryMethod::Poll).await
+}
+
+async fn register(
+    state: &AppState,
+    registration: Registration,
+    method: DeliveryMethod,
+) -> Result<UpstreamRow, RegistrationError> {
     let issuer = url::Url::parse(&registration.issuer)
         .map_err(|e| failed("parsing the issuer")(e.to_string()))?;
     // Discovery (SSF-DISC-02/04), then the checks that make the document usable (SSF-DISC-06/07).
@@ -202,10 +218,14 @@ pub async fn register_push(
     let push_secret = crate::ids::new_secret();
     let push_url = state.endpoints.url(&format!("{PUSH_PREFIX}{id}"));
     let step = "creating the stream";
+    let delivery = match method {
+        DeliveryMethod::Push => json!({"method": method, "endpoint_url": push_url,
+                                       "authorization_header": format!("Bearer {push_secret}")}),
+        _ => json!({"method": method}),
+    };
     let body = json!({
         "events_requested": registration.events,
-        "delivery": {"method": DeliveryMethod::Push, "endpoint_url": push_url,
-                     "authorization_header": format!("Bearer {push_secret}")},
+        "delivery": delivery,
         "description": format!("ssfd receiver at {}", state.config.server.issuer),
     });
     let response = state
@@ -249,12 +269,20 @@ pub async fn register_push(
         issuer: registration.issuer.clone(),
         metadata: Some(document.to_string()),
         auth: serde_json::to_string(&registration.auth).expect("serialises"),
-        delivery_method: DeliveryMethod::Push.as_str().to_owned(),
+        delivery_method: method.as_str().to_owned(),
         events_requested: serde_json::to_string(&registration.events).expect("serialises"),
         remote_stream_id: Some(stream.stream_id.clone()),
+        poll_url: match method {
+            DeliveryMethod::Poll => {
+                Some(stream.delivery.endpoint_url.clone().ok_or_else(|| {
+                    failed(step)("the poll stream has no endpoint_url".to_owned())
+                })?)
+            }
+            _ => None,
+        },
         audience,
         jwks: Some(jwks.to_string()),
-        push_token_hash: Some(hash_secret(&push_secret)),
+        push_token_hash: (method == DeliveryMethod::Push).then(|| hash_secret(&push_secret)),
         status: "enabled".to_owned(),
         verification_state: Some(verification_state.clone()),
         verified_at: None,
@@ -267,7 +295,7 @@ pub async fn register_push(
         .await
         .map_err(|e| failed("storing the upstream")(e.to_string()))?;
 
-    // Ask for a verification event; it arrives at the push endpoint, which checks the state.
+    // Ask for a verification event; it arrives (pushed or polled) and its state is checked.
     if let Some(verification_endpoint) = &metadata.verification_endpoint {
         let answer = state
             .http

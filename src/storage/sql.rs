@@ -479,7 +479,7 @@ macro_rules! sql_store {
 
             async fn insert_upstream(&self, upstream: &UpstreamRow) -> Result<(), DbError> {
                 sqlx::query(concat!("INSERT INTO upstreams (", upstream_columns!(), ") \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"))
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"))
                     .bind(&upstream.id)
                     .bind(&upstream.issuer)
                     .bind(&upstream.metadata)
@@ -487,6 +487,7 @@ macro_rules! sql_store {
                     .bind(&upstream.delivery_method)
                     .bind(&upstream.events_requested)
                     .bind(&upstream.remote_stream_id)
+                    .bind(&upstream.poll_url)
                     .bind(&upstream.audience)
                     .bind(&upstream.jwks)
                     .bind(&upstream.push_token_hash)
@@ -517,7 +518,8 @@ macro_rules! sql_store {
                 let done = sqlx::query(
                     "UPDATE upstreams SET issuer = $2, metadata = $3, auth = $4, delivery_method = $5, \
                      events_requested = $6, remote_stream_id = $7, audience = $8, jwks = $9, push_token_hash = $10, \
-                     status = $11, verification_state = $12, verified_at = $13, updated_at = $14 WHERE id = $1",
+                     status = $11, verification_state = $12, verified_at = $13, updated_at = $14, poll_url = $15 \
+                     WHERE id = $1",
                 )
                 .bind(&upstream.id)
                 .bind(&upstream.issuer)
@@ -533,6 +535,7 @@ macro_rules! sql_store {
                 .bind(&upstream.verification_state)
                 .bind(upstream.verified_at)
                 .bind(upstream.updated_at)
+                .bind(&upstream.poll_url)
                 .execute(&self.pool)
                 .await?;
                 found(done.rows_affected())
@@ -611,8 +614,8 @@ macro_rules! stream_columns {
 /// The column list of `UpstreamRow`.
 macro_rules! upstream_columns {
     () => {
-        "id, issuer, metadata, auth, delivery_method, events_requested, remote_stream_id, audience, \
-         jwks, push_token_hash, status, verification_state, verified_at, created_at, updated_at"
+        "id, issuer, metadata, auth, delivery_method, events_requested, remote_stream_id, poll_url, \
+         audience, jwks, push_token_hash, status, verification_state, verified_at, created_at, updated_at"
     };
 }
 

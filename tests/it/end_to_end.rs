@@ -1,12 +1,13 @@
 //! An ssfd transmitter and an ssfd receiver, two servers with separate databases in one
-//! process: the receiver registers the transmitter as an upstream by push, the transmitter
-//! emits every CAEP and RISC event type, and each arrives validated and is stored once.
+//! process: the receiver registers the transmitter as an upstream, by push and by poll, the
+//! transmitter emits every CAEP and RISC event type, and each arrives validated and is stored
+//! once.
 
 use std::time::Duration;
 
 use serde_json::json;
 use ssfd::protocol::EventType;
-use ssfd::receiver::upstreams::{register_push, Registration, UpstreamAuth};
+use ssfd::receiver::upstreams::{register_poll, register_push, Registration, UpstreamAuth};
 use ssfd::transmitter::intake;
 
 use crate::common::TestServer;
@@ -14,7 +15,18 @@ use crate::protocol::minimal_payload;
 
 #[tokio::test]
 async fn every_event_type_travels_from_transmitter_to_receiver_by_push() {
-    let transmitter = TestServer::start().await;
+    every_event_type_travels(true).await;
+}
+
+#[tokio::test]
+async fn every_event_type_travels_from_transmitter_to_receiver_by_poll() {
+    every_event_type_travels(false).await;
+}
+
+async fn every_event_type_travels(push: bool) {
+    // Short long polls keep the poll test quick.
+    let transmitter =
+        TestServer::start_with(|config| config.transmitter.poll_max_wait_secs = 2).await;
     let receiver = TestServer::start().await;
     let (client_id, client_secret) = transmitter.client(&["ssf.manage"]).await;
     let events: Vec<EventType> = EventType::KNOWN
@@ -22,20 +34,21 @@ async fn every_event_type_travels_from_transmitter_to_receiver_by_push() {
         .filter(|t| !t.is_ssf_control())
         .cloned()
         .collect();
-    let upstream = register_push(
-        &receiver.state,
-        Registration {
-            issuer: transmitter.base.clone(),
-            auth: UpstreamAuth::ClientCredentials {
-                token_endpoint: None,
-                client_id,
-                client_secret,
-                scope: None,
-            },
-            events: events.clone(),
+    let registration = Registration {
+        issuer: transmitter.base.clone(),
+        auth: UpstreamAuth::ClientCredentials {
+            token_endpoint: None,
+            client_id,
+            client_secret,
+            scope: None,
         },
-    )
-    .await
+        events: events.clone(),
+    };
+    let upstream = if push {
+        register_push(&receiver.state, registration).await
+    } else {
+        register_poll(&receiver.state, registration).await
+    }
     .expect("registration succeeds");
 
     // The verification requested during registration arrives and is confirmed.
@@ -86,4 +99,33 @@ async fn every_event_type_travels_from_transmitter_to_receiver_by_push() {
         assert_eq!(row.upstream_id.as_deref(), Some(upstream.id.as_str()));
         assert_eq!(row.outcome, "accepted");
     }
+
+    // And the transmitter let go of every SET: pushed ones were accepted, polled ones acked.
+    let stream_id = upstream.remote_stream_id.as_deref().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !transmitter
+        .store()
+        .pending_sets(stream_id, 1)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "SETs still wait at the transmitter"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(transmitter
+        .store()
+        .outbox_entries(stream_id, "rejected", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(transmitter
+        .store()
+        .outbox_entries(stream_id, "dead", 10)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -38,6 +38,7 @@ impl Upstream {
             delivery_method: "urn:ietf:rfc:8935".into(),
             events_requested: "[]".into(),
             remote_stream_id: Some("stream-1".into()),
+            poll_url: None,
             audience: AUDIENCE.into(),
             jwks: Some(keys.jwks().to_string()),
             push_token_hash: Some(ssfd::auth::hash_secret(&secret)),
