@@ -47,6 +47,9 @@ pub enum Command {
     /// with a stream-updated event, SSF 1.0 §8.1.5).
     #[command(subcommand)]
     Stream(StreamCommand),
+    /// Subscribe to upstream transmitters (the receiver role).
+    #[command(subcommand)]
+    Upstream(UpstreamCommand),
     /// Submit one event (JSON: {"sub_id": ..., "events": {...}}) from FILE or standard input,
     /// as POST /events does; prints the SETs created.
     Emit {
@@ -142,6 +145,47 @@ pub enum StreamCommand {
     },
 }
 
+/// `ssfd upstream ...`
+#[derive(Debug, Subcommand)]
+pub enum UpstreamCommand {
+    /// Register a transmitter: discover it, create a stream there, request verification.
+    Add {
+        /// The transmitter's issuer, exactly as it publishes it.
+        #[arg(long)]
+        issuer: String,
+        /// push (the transmitter POSTs to ssfd) or poll (ssfd fetches).
+        #[arg(long, default_value = "push")]
+        delivery: String,
+        /// Client id for the client credentials grant.
+        #[arg(long, requires = "client_secret")]
+        client_id: Option<String>,
+        /// Client secret (or SSFD_UPSTREAM_CLIENT_SECRET).
+        #[arg(long, env = "SSFD_UPSTREAM_CLIENT_SECRET", hide_env_values = true)]
+        client_secret: Option<String>,
+        /// Token endpoint (default: the one the transmitter advertises).
+        #[arg(long)]
+        token_endpoint: Option<String>,
+        /// A static bearer token instead of client credentials (or SSFD_UPSTREAM_TOKEN).
+        #[arg(
+            long,
+            env = "SSFD_UPSTREAM_TOKEN",
+            hide_env_values = true,
+            conflicts_with = "client_id"
+        )]
+        token: Option<String>,
+        /// Event types wanted: URIs, or caep / risc for all of one specification (repeatable).
+        #[arg(long = "event", default_values = ["caep", "risc"])]
+        events: Vec<String>,
+    },
+    /// List upstreams and their state.
+    List,
+    /// Forget an upstream (its stored SETs stay).
+    Remove {
+        /// The upstream id.
+        id: String,
+    },
+}
+
 /// `ssfd keys ...`
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -229,6 +273,11 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
             let store = open_store(&config).await?;
             let state = crate::http::AppState::new(config, store, clock);
             run_stream(command, &state).await
+        }
+        Command::Upstream(command) => {
+            let store = open_store(&config).await?;
+            let state = crate::http::AppState::new(config, store, clock);
+            run_upstream(command, &state).await
         }
         Command::Emit { file } => {
             let text = match file.as_deref() {
@@ -501,6 +550,82 @@ async fn run_stream(
                 .replay_dead(&stream_id, state.clock.now())
                 .await?;
             println!("{count} dead letters of {stream_id} back in the outbox");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_upstream(
+    command: UpstreamCommand,
+    state: &crate::http::AppState,
+) -> anyhow::Result<ExitCode> {
+    use crate::receiver::upstreams::{register_poll, register_push, Registration, UpstreamAuth};
+    match command {
+        UpstreamCommand::Add {
+            issuer,
+            delivery,
+            client_id,
+            client_secret,
+            token_endpoint,
+            token,
+            events,
+        } => {
+            let auth = match (client_id, client_secret, token) {
+                (Some(client_id), Some(client_secret), None) => UpstreamAuth::ClientCredentials {
+                    token_endpoint,
+                    client_id,
+                    client_secret,
+                    scope: None,
+                },
+                (None, _, Some(token)) => UpstreamAuth::Static { token },
+                _ => anyhow::bail!("give --client-id and --client-secret, or --token"),
+            };
+            let shorthand = crate::config::TransmitterConfig {
+                events_supported: events,
+                ..Default::default()
+            };
+            let registration = Registration {
+                issuer,
+                auth,
+                events: shorthand.supported_event_types(),
+            };
+            let upstream = match delivery.as_str() {
+                "push" => register_push(state, registration).await?,
+                "poll" => register_poll(state, registration).await?,
+                other => anyhow::bail!("--delivery must be push or poll, not {other}"),
+            };
+            println!(
+                "upstream {} registered: stream {} at {}",
+                upstream.id,
+                upstream.remote_stream_id.as_deref().unwrap_or("-"),
+                upstream.issuer
+            );
+            println!("verification requested; `ssfd upstream list` shows when it arrives");
+        }
+        UpstreamCommand::List => {
+            println!(
+                "{:<34} {:<40} {:<6} {:<9} VERIFIED_AT",
+                "ID", "ISSUER", "METHOD", "STATUS"
+            );
+            for upstream in state.store.list_upstreams().await? {
+                let method = if upstream.delivery_method.ends_with("8935") {
+                    "push"
+                } else {
+                    "poll"
+                };
+                let verified = upstream
+                    .verified_at
+                    .map(|at| at.to_string())
+                    .unwrap_or_else(|| "-".to_owned());
+                println!(
+                    "{:<34} {:<40} {:<6} {:<9} {verified}",
+                    upstream.id, upstream.issuer, method, upstream.status
+                );
+            }
+        }
+        UpstreamCommand::Remove { id } => {
+            state.store.delete_upstream(&id).await?;
+            println!("upstream {id} removed");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -185,3 +185,65 @@ fn config_print_default_and_check() {
         "the unknown key is named: {stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_add_registers_a_transmitter_and_lists_it() {
+    let transmitter = crate::common::TestServer::start().await;
+    let (client_id, secret) = transmitter.client(&["ssf.manage"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = transmitter.base.clone();
+    let dir_path = dir.path().to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        ssfd(&dir_path)
+            .args([
+                "upstream",
+                "add",
+                "--issuer",
+                &base,
+                "--delivery",
+                "poll",
+                "--client-id",
+                &client_id,
+            ])
+            .env("SSFD_UPSTREAM_CLIENT_SECRET", &secret)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let added = stdout(&output);
+    assert!(added.contains("registered"), "{added}");
+    // The stream exists at the transmitter, owned by that client.
+    assert_eq!(
+        transmitter.store().list_streams(None).await.unwrap().len(),
+        1
+    );
+    let list = stdout(&run(dir.path(), &["upstream", "list"]));
+    assert!(
+        list.contains(&transmitter.base) && list.contains("poll"),
+        "{list}"
+    );
+
+    // A wrong secret fails with the step named, and registers nothing.
+    let base = transmitter.base.clone();
+    let dir_path = dir.path().to_owned();
+    let refused = tokio::task::spawn_blocking(move || {
+        ssfd(&dir_path)
+            .args([
+                "upstream",
+                "add",
+                "--issuer",
+                &base,
+                "--client-id",
+                "nobody",
+                "--client-secret",
+                "wrong",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("access token"));
+}
