@@ -46,6 +46,8 @@ pub struct AppState {
     pub caches: Arc<crate::transmitter::cache::Caches>,
     /// Group commit of outbox writes.
     pub outbox_writer: crate::transmitter::batcher::Batcher,
+    /// The receiver's in-memory state.
+    pub receiver: Arc<crate::receiver::Runtime>,
 }
 
 impl AppState {
@@ -78,6 +80,7 @@ impl AppState {
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
             caches: Arc::default(),
             outbox_writer,
+            receiver: Arc::default(),
         }
     }
 }

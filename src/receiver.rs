@@ -12,6 +12,13 @@ use axum::Router;
 
 use crate::http::{AppState, Endpoints};
 
+/// What the receiver keeps in memory between SETs.
+#[derive(Debug, Default)]
+pub struct Runtime {
+    /// When each upstream's JWKS was last fetched again (seconds), to rate-limit refreshes.
+    pub jwks_refreshed_at: std::sync::Mutex<std::collections::BTreeMap<String, i64>>,
+}
+
 /// Path prefix of the push endpoints: this, then the upstream's id.
 pub const PUSH_PREFIX: &str = "/ssf/receiver/";
 

@@ -19,13 +19,31 @@ pub enum Ingested {
     NotStored(String),
 }
 
+/// Least time between two JWKS fetches for one upstream, so that a flood of SETs naming
+/// made-up key ids cannot make ssfd hammer the transmitter.
+const JWKS_REFRESH_SECS: i64 = 60;
+
 /// Validates and stores `token` from `upstream`.
 pub async fn ingest(state: &AppState, upstream: &UpstreamRow, token: &str) -> Ingested {
-    let accepted = match validate::validate(upstream, token.trim(), state.clock.clone()) {
+    let mut validated = validate::validate(upstream, token.trim(), state.clock.clone());
+    let mut refreshed = None;
+    if let Err(Rejection {
+        unknown_key: true, ..
+    }) = &validated
+    {
+        // A key we have not seen: the transmitter may have rotated. Fetch its JWKS again
+        // (from the pinned jwks_uri only, never a URL named in the token) and retry once.
+        if let Some(fresh) = refresh_jwks(state, upstream).await {
+            validated = validate::validate(&fresh, token.trim(), state.clock.clone());
+            refreshed = Some(fresh);
+        }
+    }
+    let upstream = refreshed.as_ref().unwrap_or(upstream);
+    let accepted = match validated {
         Ok(accepted) => accepted,
-        Err(Rejection(reason)) => {
-            tracing::warn!(upstream = %upstream.id, err = %reason.err, description = %reason.description, "SET rejected");
-            return Ingested::Rejected(reason);
+        Err(Rejection { error, .. }) => {
+            tracing::warn!(upstream = %upstream.id, err = %error.err, description = %error.description, "SET rejected");
+            return Ingested::Rejected(error);
         }
     };
     let now = state.clock.now();
@@ -69,4 +87,48 @@ pub async fn ingest(state: &AppState, upstream: &UpstreamRow, token: &str) -> In
             Ingested::NotStored(e.to_string())
         }
     }
+}
+
+/// Fetches the upstream's JWKS again, at most once per [`JWKS_REFRESH_SECS`]; returns the
+/// updated row when the keys were replaced.
+async fn refresh_jwks(state: &AppState, upstream: &UpstreamRow) -> Option<UpstreamRow> {
+    let now = state.clock.now();
+    {
+        let mut last = state
+            .receiver
+            .jwks_refreshed_at
+            .lock()
+            .expect("not poisoned");
+        let previous = last.get(&upstream.id).copied();
+        if previous.is_some_and(|at| now - at < JWKS_REFRESH_SECS) {
+            return None;
+        }
+        last.insert(upstream.id.clone(), now);
+    }
+    let metadata: serde_json::Value = serde_json::from_str(upstream.metadata.as_deref()?).ok()?;
+    let jwks_uri = metadata.get("jwks_uri")?.as_str()?;
+    let response = state
+        .http
+        .get(jwks_uri)
+        .send()
+        .await
+        .ok()?
+        .error_for_status()
+        .ok()?;
+    let jwks: serde_json::Value = response.json().await.ok()?;
+    if jwks
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .is_none()
+    {
+        return None;
+    }
+    let mut fresh = upstream.clone();
+    fresh.jwks = Some(jwks.to_string());
+    fresh.updated_at = now;
+    if let Err(error) = state.store.update_upstream(&fresh).await {
+        tracing::warn!(%error, "cannot store the refreshed JWKS");
+    }
+    tracing::info!(upstream = %upstream.id, "refreshed the transmitter's keys");
+    Some(fresh)
 }

@@ -30,18 +30,29 @@ impl Accepted {
 
 /// Why a SET is refused, as the RFC 8935 error the transmitter gets.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rejection(pub PushError);
+pub struct Rejection {
+    /// The error for the transmitter.
+    pub error: PushError,
+    /// The SET names a key the pinned JWKS lacks: the transmitter may have rotated keys.
+    pub unknown_key: bool,
+}
 
 fn reject(code: SetErrorCode, description: impl Into<String>) -> Rejection {
-    Rejection(PushError::new(code, description))
+    Rejection {
+        error: PushError::new(code, description),
+        unknown_key: false,
+    }
 }
 
 impl From<VerifyError> for Rejection {
     fn from(error: VerifyError) -> Self {
-        reject(
+        let unknown_key = matches!(error, VerifyError::UnknownKey(_));
+        let mut rejection = reject(
             SetErrorCode::from(error.rfc8935_code()),
             error.description(),
-        )
+        );
+        rejection.unknown_key = unknown_key;
+        rejection
     }
 }
 

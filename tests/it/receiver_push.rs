@@ -239,3 +239,66 @@ async fn the_push_credential_is_required() {
         .unwrap();
     assert_eq!(unknown.status(), 404);
 }
+
+#[tokio::test]
+async fn rotated_keys_are_fetched_again_but_not_for_every_unknown_kid() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let upstream = Upstream::new().await;
+    // The transmitter's JWKS endpoint, serving whatever keys it publishes now, counting fetches.
+    let published = Arc::new(Mutex::new(upstream.keys.jwks().clone()));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let (served, counter) = (published.clone(), fetches.clone());
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let keys = served.lock().unwrap().clone();
+            async move { axum::Json(keys) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_uri = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut row = upstream.server.store().get_upstream("up1").await.unwrap();
+    row.metadata = Some(json!({"issuer": ISSUER, "jwks_uri": jwks_uri}).to_string());
+    upstream.server.store().update_upstream(&row).await.unwrap();
+
+    // The transmitter rotates to a new key and publishes it.
+    let rotated = KeyRing::new(
+        vec![jose::generate(&Algorithm::Rs256, Some("tx-key-2"), 0).unwrap()],
+        1,
+    )
+    .unwrap();
+    *published.lock().unwrap() = rotated.jwks().clone();
+    let claims = upstream.claims(json!({REVOKED: {}}));
+    let (status, body) = upstream
+        .push(&rotated.signer().sign(&claims).unwrap())
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+    // SETs naming keys nobody publishes: rejected, and no new fetch within the minute.
+    for i in 0..5 {
+        let stranger = KeyRing::new(
+            vec![jose::generate(&Algorithm::Es256, Some(&format!("made-up-{i}")), 0).unwrap()],
+            1,
+        )
+        .unwrap();
+        let (status, body) = upstream
+            .push(
+                &stranger
+                    .signer()
+                    .sign(&upstream.claims(json!({REVOKED: {}})))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!((status, body["err"].as_str()), (400, Some("invalid_key")));
+    }
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "a flood of unknown kids fetched the JWKS again"
+    );
+}
