@@ -116,13 +116,8 @@ async fn refresh_jwks(state: &AppState, upstream: &UpstreamRow) -> Option<Upstre
         .error_for_status()
         .ok()?;
     let jwks: serde_json::Value = response.json().await.ok()?;
-    if jwks
-        .get("keys")
-        .and_then(serde_json::Value::as_array)
-        .is_none()
-    {
-        return None;
-    }
+    // Only a JWK Set replaces the pinned keys.
+    jwks.get("keys").and_then(serde_json::Value::as_array)?;
     let mut fresh = upstream.clone();
     fresh.jwks = Some(jwks.to_string());
     fresh.updated_at = now;
