@@ -28,6 +28,8 @@ async fn state_for(url: &str, algorithm: &str) -> AppState {
     config.database.max_connections = 8;
     config.signing.algorithm = algorithm.to_owned();
     config.transmitter.push_allowed_hosts = vec!["127.0.0.1".to_owned()];
+    // Throughput over order (the default, 1, keeps each stream's SETs in order).
+    config.transmitter.push_concurrency_per_stream = 4;
     let store = storage::connect(url, 8).await.expect("database");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // A fresh key of the algorithm under test signs from now on.

@@ -155,7 +155,7 @@ impl Default for TransmitterConfig {
             poll_max_wait_secs: 30,
             push_allowed_hosts: Vec::new(),
             push_timeout_secs: 10,
-            push_concurrency_per_stream: 4,
+            push_concurrency_per_stream: 1,
             retry_initial_secs: 1,
             retry_max_secs: 300,
             dead_letter_after_secs: 86_400,
