@@ -5,4 +5,5 @@ mod common;
 mod jose;
 mod protocol;
 mod spec_fixtures;
+mod storage;
 mod transmitter_smoke;
