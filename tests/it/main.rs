@@ -9,4 +9,5 @@ mod jose;
 mod protocol;
 mod receiver_push;
 mod spec_fixtures;
+mod storage;
 mod transmitter_smoke;
