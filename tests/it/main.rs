@@ -2,7 +2,9 @@
 
 mod cli;
 mod common;
+mod conformance_transmitter;
 mod jose;
 mod protocol;
+mod receiver_double;
 mod spec_fixtures;
 mod transmitter_smoke;
