@@ -14,8 +14,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::repo;
 use super::retry::{self, Outcome};
+use super::streams::Stream;
 use crate::http::AppState;
-use crate::protocol::StreamState;
+use crate::protocol::{DeliveryMethod, StreamState};
 use crate::storage::{Lease, LeasedSet};
 
 /// SETs claimed per round.
@@ -98,15 +99,45 @@ fn spawn_lane(
     sender
 }
 
+/// The stream of `set` once the SET may be pushed, or `None` when it must not be: the stream
+/// was deleted (its outbox went with it), disabled (the status change dropped the SET), or
+/// switched to poll (the receiver fetches the SET itself).
+///
+/// While the stream is paused the SET is kept here, claimed, until the stream is enabled
+/// again (SSF-ST-07: held, then transmitted). Giving it up instead would leave it held with a
+/// claim that outlives the pause by up to `LEASE_SECS`, so re-enabling the stream would not
+/// release it.
+async fn sendable(
+    state: &AppState,
+    set: &LeasedSet,
+) -> Result<Option<Stream>, crate::http::ApiError> {
+    loop {
+        let Some(stream) = repo::get_stream(state, &set.stream_id).await? else {
+            return Ok(None);
+        };
+        if stream.delivery.method != DeliveryMethod::Push {
+            return Ok(None);
+        }
+        if set.bypass_status || stream.status == StreamState::Enabled {
+            return Ok(Some(stream));
+        }
+        if stream.status == StreamState::Disabled {
+            return Ok(None);
+        }
+        // Status changes wake the outbox signal; the timeout covers other replicas.
+        tokio::select! {
+            () = state.outbox_signal.notified() => {}
+            () = tokio::time::sleep(IDLE_RECHECK) => {}
+        }
+    }
+}
+
 #[tracing::instrument(skip_all, fields(stream_id = %set.stream_id, jti = %set.jti))]
 async fn deliver(state: &AppState, set: LeasedSet) -> Result<(), crate::http::ApiError> {
     let store = &state.store;
-    let Some(stream) = repo::get_stream(state, &set.stream_id).await? else {
-        return Ok(()); // deleted meanwhile: its outbox went with it
+    let Some(stream) = sendable(state, &set).await? else {
+        return Ok(());
     };
-    if stream.status != StreamState::Enabled && !set.bypass_status {
-        return Ok(()); // paused or disabled meanwhile: the status change held or dropped it
-    }
     let config = &state.config.transmitter;
     let now = state.clock.now();
     if now - set.created_at > config.dead_letter_after_secs {
