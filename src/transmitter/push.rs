@@ -1,11 +1,14 @@
 //! Push delivery (RFC 8935): a dispatcher claims due SETs from the outbox and hands them to
 //! one lane per stream; each lane POSTs its SETs in order (`push_concurrency_per_stream`
-//! lanes share a stream's queue), retries with exponential backoff and jitter, and gives up
-//! on a SET once it is older than `dead_letter_after_secs`. Claims are leases in the database,
+//! queues per stream, one sending task each; all SETs about one subject go through the same
+//! queue, so one principal's SETs leave in the order they were generated, SSF-ST-07),
+//! retries with exponential backoff and jitter, and gives up on a SET once it is older than
+//! `dead_letter_after_secs`. Claims are leases in the database,
 //! so replicas sharing PostgreSQL never send one SET at the same time, and a crashed process's
 //! claims lapse and are taken over.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash as _, Hasher as _};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +35,7 @@ const MAX_ERROR_BODY: usize = 4096;
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let owner = crate::ids::new_id();
     let in_flight: Arc<Mutex<BTreeSet<i64>>> = Arc::default();
-    let mut lanes: BTreeMap<String, mpsc::UnboundedSender<LeasedSet>> = BTreeMap::new();
+    let mut lanes: BTreeMap<String, Lane> = BTreeMap::new();
     loop {
         if *shutdown.borrow() {
             break;
@@ -44,13 +47,15 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             until: now + LEASE_SECS,
             owner: &owner,
         };
-        let leased = match state.store.lease_due(lease).await {
+        let mut leased = match state.store.lease_due(lease).await {
             Ok(leased) => leased,
             Err(error) => {
                 tracing::error!(%error, "cannot claim SETs to push");
                 Vec::new()
             }
         };
+        // Generation order: an UPDATE … RETURNING does not promise the subquery's order.
+        leased.sort_by_key(|set| set.id);
         let mut dispatched = 0;
         for set in leased {
             // A claim renewed while the SET still waits in its lane is not a second send.
@@ -75,28 +80,47 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// One stream's queue, drained by `push_concurrency_per_stream` tasks.
-fn spawn_lane(
-    state: &AppState,
-    in_flight: Arc<Mutex<BTreeSet<i64>>>,
-) -> mpsc::UnboundedSender<LeasedSet> {
-    let (sender, receiver) = mpsc::unbounded_channel::<LeasedSet>();
-    let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
-    for _ in 0..state.config.transmitter.push_concurrency_per_stream {
-        let (state, receiver, in_flight) = (state.clone(), receiver.clone(), in_flight.clone());
-        tokio::spawn(async move {
-            loop {
-                let next = receiver.lock().await.recv().await;
-                let Some(set) = next else { break };
-                let id = set.id;
-                if let Err(error) = deliver(&state, set).await {
-                    tracing::error!(%error, "push bookkeeping failed");
-                }
-                in_flight.lock().expect("not poisoned").remove(&id);
-            }
-        });
+/// One stream's lane: `push_concurrency_per_stream` queues, each drained in order by one task.
+struct Lane {
+    queues: Vec<mpsc::UnboundedSender<LeasedSet>>,
+}
+
+impl Lane {
+    /// Queues `set` behind the earlier SETs about the same subject.
+    fn send(&self, set: LeasedSet) -> Result<(), mpsc::error::SendError<LeasedSet>> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        subject_key(&set.token).hash(&mut hasher);
+        let queue = usize::try_from(hasher.finish() % self.queues.len() as u64).unwrap_or(0);
+        self.queues[queue].send(set)
     }
-    sender
+}
+
+/// The `sub_id` of one of our own SETs, as compact JSON: what decides its queue.
+fn subject_key(token: &str) -> String {
+    crate::jose::peek_unverified(token)
+        .ok()
+        .and_then(|(_, claims)| claims.get("sub_id").map(ToString::to_string))
+        .unwrap_or_default()
+}
+
+fn spawn_lane(state: &AppState, in_flight: Arc<Mutex<BTreeSet<i64>>>) -> Lane {
+    let queues = (0..state.config.transmitter.push_concurrency_per_stream.max(1))
+        .map(|_| {
+            let (sender, mut receiver) = mpsc::unbounded_channel::<LeasedSet>();
+            let (state, in_flight) = (state.clone(), in_flight.clone());
+            tokio::spawn(async move {
+                while let Some(set) = receiver.recv().await {
+                    let id = set.id;
+                    if let Err(error) = deliver(&state, set).await {
+                        tracing::error!(%error, "push bookkeeping failed");
+                    }
+                    in_flight.lock().expect("not poisoned").remove(&id);
+                }
+            });
+            sender
+        })
+        .collect();
+    Lane { queues }
 }
 
 /// The stream of `set` once the SET may be pushed, or `None` when it must not be: the stream
@@ -208,4 +232,53 @@ async fn deliver(state: &AppState, set: LeasedSet) -> Result<(), crate::http::Ap
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+
+    fn set(id: i64, email: &str) -> LeasedSet {
+        let part = |json: serde_json::Value| URL_SAFE_NO_PAD.encode(json.to_string());
+        let token = format!(
+            "{}.{}.sig",
+            part(serde_json::json!({"alg": "RS256"})),
+            part(serde_json::json!({"sub_id": {"format": "email", "email": email}}))
+        );
+        LeasedSet {
+            id,
+            stream_id: "s".to_owned(),
+            jti: format!("j{id}"),
+            token,
+            attempts: 0,
+            created_at: 0,
+            bypass_status: false,
+        }
+    }
+
+    #[test]
+    fn one_subjects_sets_share_a_queue_in_order() {
+        // SSF-ST-07: one principal's SETs leave in generation order.
+        let (senders, mut receivers): (Vec<_>, Vec<_>) =
+            (0..4).map(|_| mpsc::unbounded_channel()).unzip();
+        let lane = Lane { queues: senders };
+        for id in 0..20 {
+            let email = format!("user{}@example.com", id % 5);
+            lane.send(set(id, &email)).unwrap();
+        }
+        let mut seen = BTreeMap::<String, (usize, i64)>::new();
+        for (queue, receiver) in receivers.iter_mut().enumerate() {
+            while let Ok(set) = receiver.try_recv() {
+                let key = subject_key(&set.token);
+                assert!(!key.is_empty());
+                if let Some((other, last)) = seen.insert(key, (queue, set.id)) {
+                    assert_eq!(other, queue, "one subject, two queues");
+                    assert!(last < set.id, "out of order");
+                }
+            }
+        }
+        assert_eq!(seen.len(), 5);
+    }
 }
