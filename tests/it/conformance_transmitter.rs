@@ -735,6 +735,27 @@ async fn openid_ssf_stream_control_happy_path() {
     );
     receiver.expect_quiet(1, Duration::from_millis(500)).await;
 
+    // A PUT of stream_id alone deletes every receiver-supplied property; without delivery
+    // the transmitter's default applies, as on create: poll (SSF-PUT-02, SSF-CR-05, AMBIG-7).
+    let bare = rx
+        .json(
+            Method::PUT,
+            "configuration_endpoint",
+            json!({"stream_id": stream_id}),
+        )
+        .await
+        .expect(200)
+        .json();
+    check_stream(&rx.metadata, &bare, None);
+    assert_eq!(bare["delivery"]["method"], POLL);
+    assert_ne!(bare["delivery"]["endpoint_url"], receiver.url.as_str());
+    assert!(
+        bare.get("events_requested").is_none_or(Value::is_null),
+        "{bare}"
+    );
+    assert!(bare.get("description").is_none_or(Value::is_null), "{bare}");
+    assert_eq!(rx.read(&stream_id).await.expect(200).json(), bare);
+
     // Status (SSF-ST-04/05): enabled; then each status in turn (SSF-ST-10/11).
     let status = rx.status(&stream_id).await.expect(200).json();
     assert_eq!(status["stream_id"], stream_id.as_str());
