@@ -890,6 +890,10 @@ async fn openid_ssf_stream_control_error_create_stream_with_read_only_token() {
         .unwrap();
     // OIDSSFEnsureGrantedScopeIsReadOnly
     assert_eq!(granted["scope"], "ssf.read", "{granted}");
+    // IOP-AS-02, OIDSSFEnsureShortLivedToken: a short-lived bearer token (≤ 60 minutes).
+    assert_eq!(granted["token_type"], "Bearer");
+    let expires_in = granted["expires_in"].as_i64().expect("expires_in");
+    assert!((1..=3600).contains(&expires_in), "{expires_in}");
     let read_only = granted["access_token"].as_str().unwrap().to_owned();
     let rx = Rx::with_token(&server, read_only).await;
 
@@ -1509,6 +1513,8 @@ fn assert_verification(set: &CheckedSet, state: &str) {
     // SSF-VER-04/05/10: the verification event, about the stream, with the state echoed.
     assert_eq!(set.event_type, VERIFICATION);
     assert_eq!(set.state(), Some(state), "{}", set.claims);
+    // SSF-SET-11: Transmitters SHOULD set txn, on every SET (the suite warns otherwise).
+    assert!(set.claims["txn"].is_string(), "{}", set.claims);
 }
 
 #[tokio::test]
