@@ -1262,6 +1262,29 @@ async fn openid_ssf_stream_control_error_read_stream_status_with_invalid_token()
 }
 
 #[tokio::test]
+async fn openid_ssf_stream_control_error_expired_access_token() {
+    // IOP-RS-03 / POLL-16: the transmitter checks expiry; an expired token is 401.
+    let clock = std::sync::Arc::new(ssfd::clock::ManualClock::at(ssfd::clock::Clock::now(
+        &ssfd::clock::SystemClock,
+    )));
+    let server =
+        TestServer::start_full(crate::common::TestDb::new().await, clock.clone(), |_| {}).await;
+    let rx = Rx::new(&server).await;
+    let stream = rx.create_poll().await;
+    rx.read(id(&stream)).await.expect(200);
+    clock.advance(server.state.config.auth.access_token_lifetime_secs + 1);
+    let answer = rx.read(id(&stream)).await.expect(401);
+    answer.expect_bearer_challenge(Some("invalid_token"));
+    rx.poll(&stream, json!({"returnImmediately": true}))
+        .await
+        .expect(401)
+        .expect_bearer_challenge(Some("invalid_token"));
+    // A fresh token works again.
+    let fresh = Rx::new(&server).await;
+    fresh.create_poll().await;
+}
+
+#[tokio::test]
 async fn openid_ssf_stream_control_create_stream_without_delivery() {
     let server = TestServer::start().await;
     let rx = Rx::new(&server).await;
@@ -1370,6 +1393,14 @@ async fn openid_ssf_stream_subject_control() {
         .await
         .expect(204);
     assert!(removed.text.is_empty(), "{}", removed.text);
+    // SSF-SM-03: the stream's own opaque subject is always in the stream.
+    rx.json(
+        Method::POST,
+        "remove_subject_endpoint",
+        json!({"stream_id": stream_id, "subject": {"format": "opaque", "id": stream_id}}),
+    )
+    .await
+    .expect(400);
     // SSF-AS-05 / SSF-RS-03: 400 for a malformed request, 404 for an unknown stream.
     for (endpoint, body, status) in [
         ("add_subject_endpoint", json!({"stream_id": stream_id}), 400),
@@ -1452,6 +1483,10 @@ async fn openid_ssf_stream_subject_control_default_subjects_none() {
         .poll_sets(&stream, json!({"returnImmediately": true}))
         .await
         .is_empty());
+    // SSF-SM-03: the stream itself is always a subject: verification works under NONE.
+    rx.verify_ok(stream_id, "none").await;
+    let sets = rx.poll_until(&stream, &checker, 1).await;
+    assert_verification(&sets[0], "none");
 }
 
 #[tokio::test]
@@ -2201,6 +2236,73 @@ async fn openid_ssf_transmitter_stream_caep_interop_push() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openid_ssf_transmitter_stream_caep_interop_poll() {
     caep_interop(Mode::Poll).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RFC 8936 poll requests
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn rfc8936_poll_honours_max_events_and_refuses_invalid_requests() {
+    let server = TestServer::start().await;
+    let rx = Rx::new(&server).await;
+    let idp = Idp::new(&server).await;
+    let stream = rx.create_poll().await;
+    let checker = rx.checker(&stream).await;
+    let mut emitted = BTreeSet::new();
+    for user in ["a", "b", "c"] {
+        let intake = idp.revoke(&format!("{user}@example.com")).await;
+        emitted.insert(jti_for(&intake, &stream).unwrap());
+    }
+    // POLL-05: no more than maxEvents; moreAvailable says the rest waits (RFC 8936 §2.5).
+    let first = rx
+        .poll(&stream, json!({"maxEvents": 2, "returnImmediately": true}))
+        .await
+        .expect(200)
+        .json();
+    let sets = first["sets"].as_object().unwrap();
+    assert_eq!(sets.len(), 2, "{first}");
+    assert_eq!(first["moreAvailable"], true);
+    let acked: Vec<String> = sets
+        .iter()
+        .map(|(jti, set)| {
+            assert_eq!(&checker.check(set.as_str().unwrap()).jti, jti);
+            jti.clone()
+        })
+        .collect();
+    let rest = rx
+        .poll(&stream, json!({"ack": acked, "returnImmediately": true}))
+        .await
+        .expect(200)
+        .json();
+    let last: Vec<&String> = rest["sets"].as_object().unwrap().keys().collect();
+    assert_eq!(last.len(), 1, "{rest}");
+    assert_ne!(rest["moreAvailable"], true);
+    let mut seen: BTreeSet<String> = acked.iter().cloned().collect();
+    seen.insert(last[0].clone());
+    assert_eq!(seen, emitted);
+
+    // POLL-12: an invalid poll request is a 400, and changes nothing.
+    let url = stream["delivery"]["endpoint_url"].as_str().unwrap();
+    for body in [
+        "{not json",
+        r#"{"maxEvents": "two"}"#,
+        r#"{"maxEvents": -1}"#,
+        r#"{"returnImmediately": "yes"}"#,
+        r#"{"ack": "not-an-array"}"#,
+        r#"{"setErrs": {"jti": "not-an-object"}}"#,
+    ] {
+        let answer = rx
+            .call(Method::POST, url, Some(&rx.token), Some(body.to_owned()))
+            .await;
+        assert_eq!(answer.status, 400, "{body}: {}", answer.text);
+    }
+    assert_eq!(
+        rx.poll_sets(&stream, json!({"returnImmediately": true}))
+            .await
+            .len(),
+        1
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
