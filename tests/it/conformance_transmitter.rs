@@ -1757,9 +1757,37 @@ async fn openid_ssf_transmitter_stream_verification_long_poll() {
         "{waited:?}"
     );
 
-    // … and answers as soon as a SET is available.
+    // … and answers as soon as a SET is available: a verification (the module's own case) …
+    let set = long_poll_until(&rx, &stream, &checker, async {
+        rx.verify_ok(id(&stream), "long-poll").await;
+    })
+    .await;
+    assert_verification(&set, "long-poll");
+    // … or an event submitted by the identity provider.
+    rx.poll_sets(
+        &stream,
+        json!({"ack": [set.jti], "maxEvents": 0, "returnImmediately": true}),
+    )
+    .await;
+    let idp = Idp::new(&server).await;
+    let set = long_poll_until(&rx, &stream, &checker, async {
+        idp.revoke("jane@example.com").await;
+    })
+    .await;
+    assert_eq!(set.event_type, SESSION_REVOKED);
+}
+
+/// Starts a long poll (`returnImmediately: false`), checks that it waits, runs `trigger`,
+/// and returns the one SET the poll answers with, asserting that it answered promptly: well
+/// before the server's 3 s timeout (POLL-11).
+async fn long_poll_until(
+    rx: &Rx<'_>,
+    stream: &Value,
+    checker: &SetChecker,
+    trigger: impl std::future::Future<Output = ()>,
+) -> CheckedSet {
     let (http, url, token) = (
-        server.http.clone(),
+        rx.server.http.clone(),
         stream["delivery"]["endpoint_url"]
             .as_str()
             .unwrap()
@@ -1783,9 +1811,9 @@ async fn openid_ssf_transmitter_stream_verification_long_poll() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(!waiting.is_finished(), "the long poll did not wait");
     let triggered = Instant::now();
-    rx.verify_ok(id(&stream), "long-poll").await;
+    trigger.await;
     let (answer, answered) = waiting.await.unwrap();
-    // Well before the 3 s timeout (started + 3 s is triggered + 2.2 s at the earliest).
+    // started + 3 s (the timeout) is triggered + 2.2 s at the earliest.
     assert!(
         answered - triggered < Duration::from_secs(2),
         "answered {:?} after the event",
@@ -1797,7 +1825,7 @@ async fn openid_ssf_transmitter_stream_verification_long_poll() {
     let (jti, token) = sets.iter().next().unwrap();
     let set = checker.check(token.as_str().unwrap());
     assert_eq!(&set.jti, jti);
-    assert_verification(&set, "long-poll");
+    set
 }
 
 #[tokio::test]
