@@ -1289,23 +1289,30 @@ async fn openid_ssf_stream_control_create_stream_without_delivery() {
     let server = TestServer::start().await;
     let rx = Rx::new(&server).await;
     // SSF-CR-05/06: no delivery ⇒ poll, with the transmitter's endpoint_url.
-    let first = rx.create(json!({})).await;
-    check_stream(&rx.metadata, &first, None);
-    assert_eq!(first["delivery"]["method"], POLL);
-    let first_url = first["delivery"]["endpoint_url"].as_str().unwrap();
-    assert!(
-        first_url.starts_with(&format!("{}/", server.base)),
-        "{first_url}"
-    );
-    assert_eq!(rx.read(id(&first)).await.expect(200).json(), first);
+    let requested = json!([SESSION_REVOKED]);
+    let stream = rx
+        .create(json!({"description": "no delivery", "events_requested": requested}))
+        .await;
+    check_stream(&rx.metadata, &stream, Some(&requested));
+    assert_eq!(stream["delivery"]["method"], POLL);
+    let url = stream["delivery"]["endpoint_url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{}/", server.base)), "{url}");
+    assert_eq!(rx.read(id(&stream)).await.expect(200).json(), stream);
     // RFC 8936 §2.5: the endpoint answers a poll; nothing is waiting.
     assert!(rx
-        .poll_sets(&first, json!({"returnImmediately": true}))
+        .poll_sets(&stream, json!({"returnImmediately": true}))
         .await
         .is_empty());
-    let second = rx.create(json!({})).await;
-    assert_eq!(second["delivery"]["method"], POLL);
-    // openid-ssf-transmitter-poll-endpoint-url-unique-per-stream (SSF-DEL-06).
+    rx.delete(id(&stream)).await.expect(204);
+}
+
+#[tokio::test]
+async fn openid_ssf_transmitter_poll_endpoint_url_unique_per_stream() {
+    let server = verification_server().await;
+    let rx = Rx::new(&server).await;
+    let first = rx.create_poll().await;
+    let second = rx.create_poll().await;
+    // SSF-DEL-06: poll endpoint_url MUST be unique per stream for a given receiver …
     assert_ne!(
         second["delivery"]["endpoint_url"],
         first["delivery"]["endpoint_url"]
@@ -1318,7 +1325,19 @@ async fn openid_ssf_stream_control_create_stream_without_delivery() {
         .is_empty());
     let checker = rx.checker(&second).await;
     let sets = rx.poll_until(&second, &checker, 1).await;
-    assert_eq!(sets[0].state(), Some("second"));
+    assert_eq!(sets.len(), 1);
+    assert_verification(&sets[0], "second");
+    rx.verify_ok(id(&first), "first").await;
+    let checker = rx.checker(&first).await;
+    let sets = rx.poll_until(&first, &checker, 1).await;
+    assert_eq!(sets.len(), 1);
+    assert_verification(&sets[0], "first");
+    // A deleted stream's poll URL serves nothing any more.
+    rx.delete(id(&second)).await.expect(204);
+    rx.poll(&second, json!({"returnImmediately": true}))
+        .await
+        .expect(404);
+    rx.delete(id(&first)).await.expect(204);
 }
 
 #[tokio::test]
