@@ -119,7 +119,7 @@ impl Envelope<'_> {
     }
 
     /// A verification SET (SSF 1.0 §8.1.4.1): subject `opaque` = the stream id, `state`
-    /// echoed when the receiver asked (SSF-VER-05, SSF-VER-10).
+    /// echoed when the receiver asked (SSF-VER-05, SSF-VER-10), a txn of its own.
     pub fn verification(&self, stream: &Stream, state: Option<String>) -> SecurityEventToken {
         let event = EventPayload::Verification(Verification {
             state,
@@ -130,16 +130,17 @@ impl Envelope<'_> {
             subject: None,
             extra: Extra::new(),
         });
+        // SSF-SET-11: every SET gets a txn; the underlying event is this one request.
         self.set(
             stream,
             SubjectId::opaque(&stream.stream_id),
             event,
-            None,
+            Some(&crate::ids::new_id()),
             None,
         )
     }
 
-    /// A stream-updated SET (SSF 1.0 §8.1.5) announcing `status`.
+    /// A stream-updated SET (SSF 1.0 §8.1.5) announcing `status`, with a txn of its own.
     pub fn stream_updated(
         &self,
         stream: &Stream,
@@ -156,11 +157,12 @@ impl Envelope<'_> {
             subject: None,
             extra: Extra::new(),
         });
+        // SSF-SET-11: every SET gets a txn; the underlying event is this one request.
         self.set(
             stream,
             SubjectId::opaque(&stream.stream_id),
             event,
-            None,
+            Some(&crate::ids::new_id()),
             None,
         )
     }

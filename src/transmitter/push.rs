@@ -1,11 +1,14 @@
 //! Push delivery (RFC 8935): a dispatcher claims due SETs from the outbox and hands them to
 //! one lane per stream; each lane POSTs its SETs in order (`push_concurrency_per_stream`
-//! lanes share a stream's queue), retries with exponential backoff and jitter, and gives up
-//! on a SET once it is older than `dead_letter_after_secs`. Claims are leases in the database,
+//! queues per stream, one sending task each; all SETs about one subject go through the same
+//! queue, so one principal's SETs leave in the order they were generated, SSF-ST-07),
+//! retries with exponential backoff and jitter, and gives up on a SET once it is older than
+//! `dead_letter_after_secs`. Claims are leases in the database,
 //! so replicas sharing PostgreSQL never send one SET at the same time, and a crashed process's
 //! claims lapse and are taken over.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash as _, Hasher as _};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,8 +17,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::repo;
 use super::retry::{self, Outcome};
+use super::streams::Stream;
 use crate::http::AppState;
-use crate::protocol::StreamState;
+use crate::protocol::{DeliveryMethod, StreamState};
 use crate::storage::{Lease, LeasedSet};
 
 /// SETs claimed per round.
@@ -27,9 +31,11 @@ const LEASE_TIMEOUTS: i64 = 3;
 const IDLE_RECHECK: Duration = Duration::from_millis(500);
 /// Most bytes of a receiver's error body kept for the admin.
 const MAX_ERROR_BODY: usize = 4096;
-
 /// Most deliveries recorded in one transaction.
 const MAX_COMPLETIONS: usize = 512;
+
+/// Where a queue reports a delivered SET, and learns when it is recorded.
+type Completions = mpsc::UnboundedSender<(i64, oneshot::Sender<()>)>;
 
 /// Records deliveries in batches: one commit for every SET acknowledged meanwhile, instead of
 /// one per SET (the same group commit as the intake's).
@@ -62,7 +68,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let (completions, delivered) = mpsc::unbounded_channel();
     tokio::spawn(record_deliveries(state.clone(), delivered));
     let in_flight: Arc<Mutex<BTreeSet<i64>>> = Arc::default();
-    let mut lanes: BTreeMap<String, mpsc::UnboundedSender<LeasedSet>> = BTreeMap::new();
+    let mut lanes: BTreeMap<String, Lane> = BTreeMap::new();
     loop {
         if *shutdown.borrow() {
             break;
@@ -76,13 +82,15 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             until: now + LEASE_TIMEOUTS * timeout,
             owner: &owner,
         };
-        let leased = match state.store.lease_due(lease).await {
+        let mut leased = match state.store.lease_due(lease).await {
             Ok(leased) => leased,
             Err(error) => {
                 tracing::error!(%error, "cannot claim SETs to push");
                 Vec::new()
             }
         };
+        // Generation order: an UPDATE … RETURNING does not promise the subquery's order.
+        leased.sort_by_key(|set| set.id);
         let mut dispatched = 0;
         for set in leased {
             // A claim renewed while the SET still waits in its lane is not a second send.
@@ -107,37 +115,85 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Where a lane reports a delivered SET, and learns when it is recorded.
-type Completions = mpsc::UnboundedSender<(i64, oneshot::Sender<()>)>;
+/// One stream's lane: `push_concurrency_per_stream` queues, each drained in order by one task.
+struct Lane {
+    queues: Vec<mpsc::UnboundedSender<LeasedSet>>,
+}
 
-/// One stream's queue, drained by `push_concurrency_per_stream` tasks.
+impl Lane {
+    /// Queues `set` behind the earlier SETs about the same subject.
+    fn send(&self, set: LeasedSet) -> Result<(), mpsc::error::SendError<LeasedSet>> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        subject_key(&set.token).hash(&mut hasher);
+        let queue = usize::try_from(hasher.finish() % self.queues.len() as u64).unwrap_or(0);
+        self.queues[queue].send(set)
+    }
+}
+
+/// The `sub_id` of one of our own SETs, as compact JSON: what decides its queue.
+fn subject_key(token: &str) -> String {
+    crate::jose::peek_unverified(token)
+        .ok()
+        .and_then(|(_, claims)| claims.get("sub_id").map(ToString::to_string))
+        .unwrap_or_default()
+}
+
 fn spawn_lane(
     state: &AppState,
     in_flight: Arc<Mutex<BTreeSet<i64>>>,
     completions: Completions,
-) -> mpsc::UnboundedSender<LeasedSet> {
-    let (sender, receiver) = mpsc::unbounded_channel::<LeasedSet>();
-    let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
-    for _ in 0..state.config.transmitter.push_concurrency_per_stream {
-        let (state, receiver, in_flight, completions) = (
-            state.clone(),
-            receiver.clone(),
-            in_flight.clone(),
-            completions.clone(),
-        );
-        tokio::spawn(async move {
-            loop {
-                let next = receiver.lock().await.recv().await;
-                let Some(set) = next else { break };
-                let id = set.id;
-                if let Err(error) = deliver(&state, set, &completions).await {
-                    tracing::error!(%error, "push bookkeeping failed");
+) -> Lane {
+    let queues = (0..state.config.transmitter.push_concurrency_per_stream.max(1))
+        .map(|_| {
+            let (sender, mut receiver) = mpsc::unbounded_channel::<LeasedSet>();
+            let (state, in_flight, completions) =
+                (state.clone(), in_flight.clone(), completions.clone());
+            tokio::spawn(async move {
+                while let Some(set) = receiver.recv().await {
+                    let id = set.id;
+                    if let Err(error) = deliver(&state, set, &completions).await {
+                        tracing::error!(%error, "push bookkeeping failed");
+                    }
+                    in_flight.lock().expect("not poisoned").remove(&id);
                 }
-                in_flight.lock().expect("not poisoned").remove(&id);
-            }
-        });
+            });
+            sender
+        })
+        .collect();
+    Lane { queues }
+}
+
+/// The stream of `set` once the SET may be pushed, or `None` when it must not be: the stream
+/// was deleted (its outbox went with it), disabled (the status change dropped the SET), or
+/// switched to poll (the receiver fetches the SET itself).
+///
+/// While the stream is paused the SET is kept here, claimed, until the stream is enabled
+/// again (SSF-ST-07: held, then transmitted). Giving it up instead would leave it held with a
+/// claim that outlives the pause by up to a lease, so re-enabling the stream would not release
+/// it at once.
+async fn sendable(
+    state: &AppState,
+    set: &LeasedSet,
+) -> Result<Option<Stream>, crate::http::ApiError> {
+    loop {
+        let Some(stream) = repo::cached_stream(state, &set.stream_id).await? else {
+            return Ok(None);
+        };
+        if stream.delivery.method != DeliveryMethod::Push {
+            return Ok(None);
+        }
+        if set.bypass_status || stream.status == StreamState::Enabled {
+            return Ok(Some(stream));
+        }
+        if stream.status == StreamState::Disabled {
+            return Ok(None);
+        }
+        // Status changes wake the outbox signal; the timeout covers other replicas.
+        tokio::select! {
+            () = state.outbox_signal.notified() => {}
+            () = tokio::time::sleep(IDLE_RECHECK) => {}
+        }
     }
-    sender
 }
 
 #[tracing::instrument(skip_all, fields(stream_id = %set.stream_id, jti = %set.jti))]
@@ -147,12 +203,9 @@ async fn deliver(
     completions: &Completions,
 ) -> Result<(), crate::http::ApiError> {
     let store = &state.store;
-    let Some(stream) = repo::cached_stream(state, &set.stream_id).await? else {
-        return Ok(()); // deleted meanwhile: its outbox went with it
+    let Some(stream) = sendable(state, &set).await? else {
+        return Ok(());
     };
-    if stream.status != StreamState::Enabled && !set.bypass_status {
-        return Ok(()); // paused or disabled meanwhile: the status change held or dropped it
-    }
     let config = &state.config.transmitter;
     let now = state.clock.now();
     if now - set.created_at > config.dead_letter_after_secs {
@@ -228,4 +281,53 @@ async fn deliver(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+
+    fn set(id: i64, email: &str) -> LeasedSet {
+        let part = |json: serde_json::Value| URL_SAFE_NO_PAD.encode(json.to_string());
+        let token = format!(
+            "{}.{}.sig",
+            part(serde_json::json!({"alg": "RS256"})),
+            part(serde_json::json!({"sub_id": {"format": "email", "email": email}}))
+        );
+        LeasedSet {
+            id,
+            stream_id: "s".to_owned(),
+            jti: format!("j{id}"),
+            token,
+            attempts: 0,
+            created_at: 0,
+            bypass_status: false,
+        }
+    }
+
+    #[test]
+    fn one_subjects_sets_share_a_queue_in_order() {
+        // SSF-ST-07: one principal's SETs leave in generation order.
+        let (senders, mut receivers): (Vec<_>, Vec<_>) =
+            (0..4).map(|_| mpsc::unbounded_channel()).unzip();
+        let lane = Lane { queues: senders };
+        for id in 0..20 {
+            let email = format!("user{}@example.com", id % 5);
+            lane.send(set(id, &email)).unwrap();
+        }
+        let mut seen = BTreeMap::<String, (usize, i64)>::new();
+        for (queue, receiver) in receivers.iter_mut().enumerate() {
+            while let Ok(set) = receiver.try_recv() {
+                let key = subject_key(&set.token);
+                assert!(!key.is_empty());
+                if let Some((other, last)) = seen.insert(key, (queue, set.id)) {
+                    assert_eq!(other, queue, "one subject, two queues");
+                    assert!(last < set.id, "out of order");
+                }
+            }
+        }
+        assert_eq!(seen.len(), 5);
+    }
 }

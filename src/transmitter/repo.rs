@@ -199,6 +199,7 @@ pub async fn set_status(
             &rows,
         )
         .await?;
+    state.caches.invalidate();
     state.outbox_signal.notify_waiters();
     let mut updated = stream.clone();
     updated.status = status;

@@ -3,10 +3,12 @@
 mod auth;
 mod cli;
 mod common;
+mod conformance_transmitter;
 mod crash;
 mod end_to_end;
 mod jose;
 mod protocol;
+mod receiver_double;
 mod receiver_push;
 mod spec_fixtures;
 mod storage;

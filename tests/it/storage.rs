@@ -618,7 +618,7 @@ async fn delete_stream_cascades_to_subjects_outbox_and_stats() {
                 .await
                 .unwrap();
             let delivered = row_id(&store, id, "pending", "delivered").await;
-            store.mark_delivered(delivered, 110).await.unwrap();
+            store.mark_delivered(&[delivered], 110).await.unwrap();
             let dead = row_id(&store, id, "pending", "dead").await;
             store.dead_letter(dead, "gave up", 120).await.unwrap();
         }
@@ -1248,15 +1248,15 @@ async fn mark_delivered_removes_the_set_and_counts_it() {
             "{b}: no activity yet"
         );
         store
-            .enqueue(&[set("s", "a"), set("s", "b")], 100)
+            .enqueue(&[set("s", "a"), set("s", "b"), set("s", "c")], 100)
             .await
             .unwrap();
         let leased = lease(&store, 100, 200).await;
 
-        store.mark_delivered(leased[0].id, 150).await.unwrap();
+        store.mark_delivered(&[leased[0].id], 150).await.unwrap();
         assert_eq!(
             entry_jtis(&entries(&store, "s", "pending").await),
-            ["b"],
+            ["b", "c"],
             "{b}: the delivered SET left the outbox"
         );
         let stats = store.delivery_stats("s").await.unwrap();
@@ -1266,11 +1266,15 @@ async fn mark_delivered_removes_the_set_and_counts_it() {
             "{b}"
         );
 
-        store.mark_delivered(leased[1].id, 170).await.unwrap();
+        // The push worker records a batch of deliveries in one call.
+        store
+            .mark_delivered(&[leased[1].id, leased[2].id], 170)
+            .await
+            .unwrap();
         let stats = store.delivery_stats("s").await.unwrap();
         assert_eq!(
             (stats.delivered, stats.last_success_at),
-            (2, Some(170)),
+            (3, Some(170)),
             "{b}"
         );
         assert!(
@@ -1589,9 +1593,10 @@ async fn reject_sets_keeps_rejected_sets_with_their_error() {
 async fn outbox_entries_lists_one_state_oldest_first_up_to_a_limit() {
     for (db, store) in backends().await {
         let b = db.backend();
-        for id in ["s", "t"] {
+        // "s" is enabled, so only the rows asked to be held are held there.
+        for (id, status) in [("s", "enabled"), ("t", "paused")] {
             store
-                .insert_stream(&stream(id, "c1", PUSH, "paused"))
+                .insert_stream(&stream(id, "c1", PUSH, status))
                 .await
                 .unwrap();
         }
