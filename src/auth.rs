@@ -85,6 +85,8 @@ pub enum CredentialKind {
     Publisher,
     /// An administrator's credential.
     Admin,
+    /// An application's credential for the session API (`/sessions`).
+    Application,
 }
 
 impl CredentialKind {
@@ -94,6 +96,7 @@ impl CredentialKind {
             Self::Receiver => "receiver",
             Self::Publisher => "publisher",
             Self::Admin => "admin",
+            Self::Application => "application",
         }
     }
 }
@@ -439,16 +442,41 @@ impl FromRequestParts<AppState> for Publisher {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(&parts.headers)?;
-        let credential = state
-            .store
-            .find_credential_by_token_hash(&hash_secret(token))
-            .await
-            .ok()
-            .filter(|c| c.kind == "publisher" && c.revoked_at.is_none())
-            .ok_or_else(|| invalid_token("not a publisher credential"))?;
-        Ok(Publisher {
-            credential_id: credential.id,
-        })
+        let credential_id = static_credential(parts, state, CredentialKind::Publisher).await?;
+        Ok(Publisher { credential_id })
     }
+}
+
+/// An administrator: allowed to use the admin API (`/admin/...`). Receiver and publisher
+/// credentials are not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// The credential's id.
+    pub credential_id: String,
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let credential_id = static_credential(parts, state, CredentialKind::Admin).await?;
+        Ok(Admin { credential_id })
+    }
+}
+
+/// The id of the live static credential of `kind` that the request's bearer token names.
+async fn static_credential(
+    parts: &Parts,
+    state: &AppState,
+    kind: CredentialKind,
+) -> Result<String, ApiError> {
+    let token = bearer_token(&parts.headers)?;
+    state
+        .store
+        .find_credential_by_token_hash(&hash_secret(token))
+        .await
+        .ok()
+        .filter(|c| c.kind == kind.as_str() && c.revoked_at.is_none())
+        .map(|c| c.id)
+        .ok_or_else(|| invalid_token(&format!("not a valid {} credential", kind.as_str())))
 }

@@ -48,6 +48,8 @@ pub struct AppState {
     pub outbox_writer: crate::transmitter::batcher::Batcher,
     /// The receiver's in-memory state.
     pub receiver: Arc<crate::receiver::Runtime>,
+    /// Counters and histograms served at `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -81,6 +83,7 @@ impl AppState {
             caches: Arc::default(),
             outbox_writer,
             receiver: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 }
@@ -137,6 +140,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route(&endpoints.path(Endpoints::JWKS), get(jwks))
         .merge(crate::auth::router(&endpoints))
         .merge(crate::transmitter::router(&endpoints))
@@ -182,6 +186,14 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state.store.list_signing_keys().await?;
     Ok("ready")
+}
+
+/// Prometheus metrics.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(&[]),
+    )
 }
 
 /// The public signing keys (RFC 7517 JWK Set) of every key not yet retired.

@@ -17,6 +17,8 @@ pub mod http;
 pub mod ids;
 /// Signing keys, JWKS, SET signing and verification (josekit).
 pub mod jose;
+/// Counters and histograms for `GET /metrics` (Prometheus text format).
+pub mod metrics;
 /// Pure wire types of SSF 1.0, CAEP 1.0, RISC 1.0, RFC 8417, RFC 8935, RFC 8936 and RFC 9493.
 pub mod protocol;
 /// The receiver role: push endpoint per upstream, SET validation, storage.
