@@ -28,6 +28,9 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0,
 ];
 
+/// A value computed at scrape time (outbox depth…): name, labels, value.
+pub type Gauge = (&'static str, Vec<(&'static str, String)>, f64);
+
 /// One series: a metric name and its label pairs, sorted by label name.
 type Series = (&'static str, Vec<(&'static str, String)>);
 
@@ -95,8 +98,8 @@ impl Metrics {
     }
 
     /// Every series in the Prometheus text exposition format (version 0.0.4), followed by
-    /// `gauges`: values computed at scrape time (outbox depth…), as (name, labels, value).
-    pub fn render(&self, gauges: &[(&'static str, Vec<(&'static str, String)>, f64)]) -> String {
+    /// `gauges`.
+    pub fn render(&self, gauges: &[Gauge]) -> String {
         let mut out = String::new();
         let mut last = "";
         for ((name, labels), value) in self.counters.lock().expect("not poisoned").iter() {
