@@ -464,6 +464,22 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// An application: allowed to use the session API (`/sessions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Application {
+    /// The credential's id.
+    pub credential_id: String,
+}
+
+impl FromRequestParts<AppState> for Application {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let credential_id = static_credential(parts, state, CredentialKind::Application).await?;
+        Ok(Application { credential_id })
+    }
+}
+
 /// The id of the live static credential of `kind` that the request's bearer token names.
 async fn static_credential(
     parts: &Parts,

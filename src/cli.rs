@@ -43,6 +43,14 @@ pub enum Command {
     /// Manage publisher credentials (for POST /events).
     #[command(subcommand)]
     Publisher(PublisherCommand),
+    /// Manage application credentials (for the session API, /sessions).
+    #[command(subcommand)]
+    Application(PublisherCommand),
+    /// Read the audit log of a running server (step-ups, denials, revocations…).
+    Audit(AuditArgs),
+    /// Check a session policy file.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Inspect streams and change their status as the transmitter (announced to the receiver
     /// with a stream-updated event, SSF 1.0 §8.1.5).
     #[command(subcommand)]
@@ -120,6 +128,42 @@ pub enum PublisherCommand {
     Revoke {
         /// The credential id.
         id: String,
+    },
+}
+
+/// `ssfd audit`
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// The server's base URL.
+    #[arg(long, env = "SSFD_ADMIN_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// An admin credential.
+    #[arg(long, env = "SSFD_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Only entries about this subject (an email address, or any text of the subject JSON).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Only entries of this session.
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Only entries at or after this time (seconds since the epoch).
+    #[arg(long)]
+    pub since: Option<i64>,
+    /// Only entries before this time (seconds since the epoch).
+    #[arg(long)]
+    pub until: Option<i64>,
+    /// Print JSON Lines (one entry per line, for export) instead of a table.
+    #[arg(long)]
+    pub jsonl: bool,
+}
+
+/// `ssfd policy ...`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Parse and check a policy file; prints its rules or the first error.
+    Check {
+        /// The policy file.
+        file: std::path::PathBuf,
     },
 }
 
@@ -267,7 +311,31 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         }
         Command::Publisher(command) => {
             let store = open_store(&config).await?;
-            run_publisher(command, &store, clock.as_ref()).await
+            let kind = crate::auth::CredentialKind::Publisher;
+            run_credentials(command, kind, &store, clock.as_ref()).await
+        }
+        Command::Application(command) => {
+            let store = open_store(&config).await?;
+            let kind = crate::auth::CredentialKind::Application;
+            run_credentials(command, kind, &store, clock.as_ref()).await
+        }
+        Command::Audit(args) => run_audit(args).await,
+        Command::Policy(PolicyCommand::Check { file }) => {
+            let text = std::fs::read_to_string(&file)?;
+            match crate::sessions::policy::Policy::parse(&text, &config.sessions.privilege_levels) {
+                Ok(policy) => {
+                    for rule in &policy.rules {
+                        let actions: Vec<&str> = rule.actions.iter().map(|a| a.as_str()).collect();
+                        println!("{:<32} {}", rule.name, actions.join(", "));
+                    }
+                    println!("{}: {} rules, valid", file.display(), policy.rules.len());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => {
+                    eprintln!("{}: {error}", file.display());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Command::Stream(command) => {
             let store = open_store(&config).await?;
@@ -631,33 +699,30 @@ async fn run_upstream(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_publisher(
+/// Static credentials of one kind: publishers (POST /events) and applications (/sessions).
+async fn run_credentials(
     command: PublisherCommand,
+    kind: crate::auth::CredentialKind,
     store: &SharedStore,
     clock: &dyn Clock,
 ) -> anyhow::Result<ExitCode> {
     use crate::auth::{self, CredentialKind};
     match command {
         PublisherCommand::Create { name } => {
-            let (credential, token) = auth::create_credential(
-                store.as_ref(),
-                CredentialKind::Publisher,
-                &name,
-                &[],
-                None,
-                clock.now(),
-            )
-            .await?;
+            let (credential, token) =
+                auth::create_credential(store.as_ref(), kind, &name, &[], None, clock.now())
+                    .await?;
+            let usage = match kind {
+                CredentialKind::Application => "on the session API (/sessions)",
+                _ => "on POST /events",
+            };
             println!("id:    {}", credential.id);
             println!("token: {token}");
-            println!("(shown once; use it as `Authorization: Bearer <token>` on POST /events)");
+            println!("(shown once; use it as `Authorization: Bearer <token>` {usage})");
         }
         PublisherCommand::List => {
             println!("{:<34} {:<24} STATE", "ID", "NAME");
-            for credential in store
-                .list_credentials(CredentialKind::Publisher.as_str())
-                .await?
-            {
+            for credential in store.list_credentials(kind.as_str()).await? {
                 let state = if credential.revoked_at.is_some() {
                     "revoked"
                 } else {
@@ -667,8 +732,82 @@ async fn run_publisher(
             }
         }
         PublisherCommand::Revoke { id } => {
+            let found = store
+                .list_credentials(kind.as_str())
+                .await?
+                .into_iter()
+                .any(|c| c.id == id);
+            if !found {
+                anyhow::bail!("no {} credential {id}", kind.as_str());
+            }
             store.revoke_credential(&id, clock.now()).await?;
-            println!("revoked publisher credential {id}");
+            println!("revoked {} credential {id}", kind.as_str());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ssfd audit`: pages through GET /admin/audit.
+async fn run_audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    let base = format!("{}/admin/audit", args.url.trim_end_matches('/'));
+    let mut after: Option<i64> = None;
+    if !args.jsonl {
+        println!(
+            "{:<8} {:<11} {:<20} {:<24} {:<26} SUBJECT",
+            "ID", "AT", "ACTION", "SESSION", "RULE"
+        );
+    }
+    loop {
+        let mut query: Vec<(&str, String)> = vec![("limit", "1000".to_owned())];
+        for (name, value) in [
+            ("subject", args.subject.clone()),
+            ("session_id", args.session.clone()),
+            ("since", args.since.map(|v| v.to_string())),
+            ("until", args.until.map(|v| v.to_string())),
+            ("after_id", after.map(|v| v.to_string())),
+        ] {
+            if let Some(value) = value {
+                query.push((name, value));
+            }
+        }
+        let response = client
+            .get(&base)
+            .bearer_auth(&args.token)
+            .query(&query)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            eprintln!(
+                "{base} answered {status}: {}",
+                body["error_description"].as_str().unwrap_or("")
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        let entries = body["entries"].as_array().cloned().unwrap_or_default();
+        for entry in &entries {
+            if args.jsonl {
+                println!("{entry}");
+            } else {
+                let text = |name: &str| entry[name].as_str().unwrap_or("-").to_owned();
+                println!(
+                    "{:<8} {:<11} {:<20} {:<24} {:<26} {}",
+                    entry["id"],
+                    entry["at"],
+                    text("action"),
+                    text("session_id"),
+                    text("rule"),
+                    entry["subject"]
+                );
+            }
+        }
+        match entries.last() {
+            Some(last) if entries.len() == 1000 => after = last["id"].as_i64(),
+            _ => break,
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -30,6 +30,8 @@ pub struct Config {
     pub transmitter: TransmitterConfig,
     /// Receiver authorization to the management API.
     pub auth: AuthConfig,
+    /// Session enforcement: policy, decisions, webhooks.
+    pub sessions: SessionsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -232,6 +234,61 @@ pub struct ExternalAuthConfig {
     pub audience: String,
 }
 
+/// `[sessions]`. Its `Debug` hides the webhook secret.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// The policy file; empty for the built-in default (config/policy.example.toml).
+    pub policy_file: String,
+    /// How often the policy file is checked for changes, seconds (0: never; SIGHUP still works).
+    pub policy_reload_secs: u64,
+    /// Privilege levels from lowest to highest.
+    pub privilege_levels: Vec<String>,
+    /// Longest just-in-time elevation, seconds.
+    pub max_elevation_secs: i64,
+    /// For `sensitivity: high` decisions, the oldest acceptable authentication, seconds.
+    pub sensitive_max_auth_age_secs: i64,
+    /// Where action notifications are POSTed; empty: none.
+    pub webhook_url: String,
+    /// The HMAC-SHA256 key of the `ssfd-signature` header; required with `webhook_url`.
+    pub webhook_secret: String,
+    /// Hosts exempt from the https and public-address rules for `webhook_url`.
+    pub webhook_allowed_hosts: Vec<String>,
+    /// Age at which an undelivered notification is given up, seconds.
+    pub webhook_give_up_after_secs: i64,
+}
+
+impl std::fmt::Debug for SessionsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionsConfig")
+            .field("policy_file", &self.policy_file)
+            .field("privilege_levels", &self.privilege_levels)
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_secret", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            policy_file: String::new(),
+            policy_reload_secs: 5,
+            privilege_levels: vec![
+                "read-only".to_owned(),
+                "user".to_owned(),
+                "admin".to_owned(),
+            ],
+            max_elevation_secs: 3600,
+            sensitive_max_auth_age_secs: 900,
+            webhook_url: String::new(),
+            webhook_secret: String::new(),
+            webhook_allowed_hosts: Vec::new(),
+            webhook_give_up_after_secs: 86400,
+        }
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -355,6 +412,26 @@ impl Config {
             return Err(ConfigError(
                 "signing.rotation_overlap_secs must not be negative".to_owned(),
             ));
+        }
+        let sessions = &self.sessions;
+        if sessions.privilege_levels.is_empty() || sessions.max_elevation_secs <= 0 {
+            return Err(ConfigError(
+                "sessions.privilege_levels must not be empty and sessions.max_elevation_secs must be positive".to_owned(),
+            ));
+        }
+        if !sessions.webhook_url.is_empty() {
+            url::Url::parse(&sessions.webhook_url)
+                .map_err(|e| ConfigError(format!("sessions.webhook_url: {e}")))?;
+            if sessions.webhook_secret.len() < 16 {
+                return Err(ConfigError(
+                    "sessions.webhook_secret: at least 16 characters are required with a webhook_url".to_owned(),
+                ));
+            }
+        }
+        for entry in &sessions.webhook_allowed_hosts {
+            entry
+                .parse::<crate::transmitter::push_target::AllowedHost>()
+                .map_err(|e| ConfigError(format!("sessions.webhook_allowed_hosts: {e}")))?;
         }
         for entry in &self.transmitter.push_allowed_hosts {
             entry

@@ -50,6 +50,8 @@ pub struct AppState {
     pub receiver: Arc<crate::receiver::Runtime>,
     /// Counters and histograms served at `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Local sessions, policy and decisions.
+    pub sessions: Arc<crate::sessions::Engine>,
 }
 
 impl AppState {
@@ -72,6 +74,7 @@ impl AppState {
             http.clone(),
         ));
         let outbox_writer = crate::transmitter::batcher::Batcher::start(store.clone());
+        let sessions = Arc::new(crate::sessions::Engine::new(&config.sessions));
         Self {
             config: Arc::new(config),
             store,
@@ -84,6 +87,7 @@ impl AppState {
             outbox_writer,
             receiver: Arc::default(),
             metrics: Arc::default(),
+            sessions,
         }
     }
 }
@@ -145,6 +149,8 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::auth::router(&endpoints))
         .merge(crate::transmitter::router(&endpoints))
         .merge(crate::receiver::router(&endpoints))
+        .merge(crate::sessions::api::router())
+        .merge(crate::sessions::admin::router())
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(TimeoutLayer::with_status_code(
@@ -163,6 +169,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    crate::sessions::Engine::start(&state, stopped.clone())
+        .await
+        .map_err(std::io::Error::other)?;
     let pusher = tokio::spawn(crate::transmitter::push::run(
         state.clone(),
         stopped.clone(),

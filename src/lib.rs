@@ -23,6 +23,8 @@ pub mod metrics;
 pub mod protocol;
 /// The receiver role: push endpoint per upstream, SET validation, storage.
 pub mod receiver;
+/// Session enforcement: local sessions, policy, decisions, audit, webhooks.
+pub mod sessions;
 /// Persistence: one `Store` trait, SQLite and PostgreSQL implementations.
 pub mod storage;
 /// The transmitter role: metadata, stream management, fan-out, outbox, push and poll.

@@ -9,6 +9,8 @@
 
 #[macro_use]
 mod sql;
+#[macro_use]
+pub mod sessions;
 mod postgres;
 mod sqlite;
 
@@ -330,7 +332,7 @@ pub struct Lease<'a> {
 
 /// Everything ssfd persists.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+pub trait Store: sessions::SessionStore + Send + Sync + std::fmt::Debug + 'static {
     // Signing keys.
 
     /// Adds a signing key.

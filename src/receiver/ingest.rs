@@ -47,7 +47,7 @@ pub async fn ingest(state: &AppState, upstream: &UpstreamRow, token: &str) -> In
         }
     };
     let now = state.clock.now();
-    let row = ReceivedEventRow {
+    let mut row = ReceivedEventRow {
         upstream_id: Some(upstream.id.clone()),
         iss: accepted.set.iss.clone(),
         jti: accepted.set.jti.clone(),
@@ -57,9 +57,13 @@ pub async fn ingest(state: &AppState, upstream: &UpstreamRow, token: &str) -> In
         arrived_at: now,
         outcome: "accepted".to_owned(),
     };
-    // The hand-off point to the session-action engine: storing the SET and its effects is one
-    // statement today (the engine adds its effects to this transaction).
-    match state.store.insert_received(&row).await {
+    // The hand-off to the session engine: the SET and every effect it has are stored in one
+    // transaction, before the transmitter hears that the SET was accepted.
+    let applied = state
+        .sessions
+        .apply_received(state, &mut row, &accepted.set, accepted.event())
+        .await;
+    match applied {
         Ok(true) => {
             if let EventPayload::Verification(_) = accepted.event() {
                 let mut verified = upstream.clone();

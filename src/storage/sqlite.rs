@@ -50,3 +50,14 @@ impl SqliteStore {
 
 sql_helpers!(Sqlite, lock_stream = "");
 sql_store!(SqliteStore, skip_locked = "");
+
+session_store!(SqliteStore, Sqlite, notify = "", skip_locked = "");
+
+impl SqliteStore {
+    /// One process owns a SQLite file: there are no other writers to hear of.
+    async fn listen_session_changes(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<String>>, DbError> {
+        Ok(None)
+    }
+}

@@ -35,6 +35,18 @@ pub struct IntakeResult {
 
 /// Fans `intake` out, signs, and enqueues durably; returns what was created.
 pub async fn submit(state: &AppState, intake: EventIntake) -> Result<IntakeResult, ApiError> {
+    let (result, outgoing) = plan(state, intake).await?;
+    repo::enqueue(state, outgoing, state.clock.now()).await?;
+    Ok(result)
+}
+
+/// Fans `intake` out and signs one SET per stream that takes it, without storing anything:
+/// the caller writes the SETs in its own transaction (`submit`, or the session engine when it
+/// forwards a received event downstream).
+pub async fn plan(
+    state: &AppState,
+    intake: EventIntake,
+) -> Result<(IntakeResult, Vec<Outgoing>), ApiError> {
     intake.validate().map_err(ApiError::BadRequest)?;
     let event = intake
         .events
@@ -80,8 +92,7 @@ pub async fn submit(state: &AppState, intake: EventIntake) -> Result<IntakeResul
             jti: o.jti.clone(),
         })
         .collect();
-    repo::enqueue(state, outgoing, now).await?;
-    Ok(IntakeResult { txn, sets })
+    Ok((IntakeResult { txn, sets }, outgoing))
 }
 
 // ssfd's own API: the identity provider hands over one event.

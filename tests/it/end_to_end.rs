@@ -97,7 +97,12 @@ async fn every_event_type_travels(push: bool) {
         };
         assert_eq!(row.event_type, event_type.as_uri());
         assert_eq!(row.upstream_id.as_deref(), Some(upstream.id.as_str()));
-        assert_eq!(row.outcome, "accepted");
+        // Nothing registered a session: only record-style rules leave a trace.
+        assert!(
+            matches!(row.outcome.as_str(), "applied" | "no_action"),
+            "{}",
+            row.outcome
+        );
     }
 
     // And the transmitter let go of every SET: pushed ones were accepted, polled ones acked.
