@@ -61,6 +61,15 @@ impl TestDb {
         }
     }
 
+    /// The same database for a second server: dropping it removes nothing.
+    pub fn share(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            _dir: None,
+            postgres: None,
+        }
+    }
+
     /// Which backend, for messages.
     pub fn backend(&self) -> &'static str {
         if self.postgres.is_some() {
@@ -192,10 +201,15 @@ impl TestServer {
 
     /// A publisher credential for `POST /events`.
     pub async fn publisher(&self) -> String {
+        self.credential(CredentialKind::Publisher).await
+    }
+
+    /// A new static credential of `kind`; returns its token.
+    pub async fn credential(&self, kind: CredentialKind) -> String {
         auth::create_credential(
             self.store().as_ref(),
-            CredentialKind::Publisher,
-            "test idp",
+            kind,
+            "test credential",
             &[],
             None,
             self.state.clock.now(),

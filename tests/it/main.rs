@@ -10,6 +10,7 @@ mod jose;
 mod protocol;
 mod receiver_double;
 mod receiver_push;
+mod sessions;
 mod spec_fixtures;
 mod storage;
 mod transmitter_smoke;
