@@ -168,7 +168,16 @@ pub struct Authenticator {
     http: reqwest::Client,
     own: RwLock<Option<Cached>>,
     external: RwLock<Option<Cached>>,
+    /// Application credentials by token hash, with when they were read: the decision API is
+    /// the hot path, and a database read per decision would bound it.
+    applications: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
 }
+
+/// How long an application credential is trusted from memory: a revocation takes effect
+/// within this many seconds.
+const APPLICATION_CACHE_SECS: i64 = 5;
+/// Most application credentials kept in memory.
+const APPLICATION_CACHE_SIZE: usize = 4096;
 
 #[derive(Debug)]
 struct Cached {
@@ -193,6 +202,7 @@ impl Authenticator {
             http,
             own: RwLock::new(None),
             external: RwLock::new(None),
+            applications: std::sync::Mutex::default(),
         }
     }
 
@@ -487,12 +497,31 @@ async fn static_credential(
     kind: CredentialKind,
 ) -> Result<String, ApiError> {
     let token = bearer_token(&parts.headers)?;
-    state
+    let hash = hash_secret(token);
+    let now = state.clock.now();
+    let cache = &state.auth.applications;
+    if kind == CredentialKind::Application {
+        let cached = cache.lock().expect("not poisoned").get(&hash).cloned();
+        if let Some((id, read_at)) = cached {
+            if now - read_at < APPLICATION_CACHE_SECS {
+                return Ok(id);
+            }
+        }
+    }
+    let id = state
         .store
-        .find_credential_by_token_hash(&hash_secret(token))
+        .find_credential_by_token_hash(&hash)
         .await
         .ok()
         .filter(|c| c.kind == kind.as_str() && c.revoked_at.is_none())
         .map(|c| c.id)
-        .ok_or_else(|| invalid_token(&format!("not a valid {} credential", kind.as_str())))
+        .ok_or_else(|| invalid_token(&format!("not a valid {} credential", kind.as_str())))?;
+    if kind == CredentialKind::Application {
+        let mut cache = cache.lock().expect("not poisoned");
+        if cache.len() >= APPLICATION_CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(hash, (id.clone(), now));
+    }
+    Ok(id)
 }
