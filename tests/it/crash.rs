@@ -19,7 +19,7 @@ use crate::common::{fetch_token, TestDb};
 
 const EVENTS: usize = 1000;
 
-struct Server(Child);
+pub(crate) struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -43,7 +43,7 @@ fn ssfd(dir: &Path, env: &[(&str, String)]) -> Command {
 }
 
 /// Starts `ssfd serve` and waits until it logs that it listens.
-fn start(dir: &Path, env: &[(&str, String)]) -> Server {
+pub(crate) fn start(dir: &Path, env: &[(&str, String)]) -> Server {
     let mut child = ssfd(dir, env)
         .arg("serve")
         .stderr(Stdio::piped())
@@ -64,7 +64,7 @@ fn start(dir: &Path, env: &[(&str, String)]) -> Server {
     Server(child)
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -963,25 +963,45 @@ async fn a_policy_file_is_reloaded_and_an_invalid_one_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revocation_is_seen_by_another_server_on_the_same_postgresql() {
+async fn a_revocation_is_seen_by_another_process_on_the_same_postgresql() {
     let Ok(admin_url) = std::env::var("SSFD_TEST_DATABASE_URL") else {
         eprintln!("SSFD_TEST_DATABASE_URL is unset: this test runs in CI's PostgreSQL pass");
         return;
     };
     let db = TestDb::postgres(&admin_url).await;
-    let shared = db.share();
+    let shared_url = db.url.clone();
     let setup = Setup::start_on(db).await;
-    let other = TestServer::start_full(shared, Arc::new(ssfd::clock::SystemClock), |_| {}).await;
+    // A second ssfd process (the real binary) on the same database.
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::crash::free_port();
+    let other_base = format!("http://127.0.0.1:{port}");
+    let _other = crate::crash::start(
+        dir.path(),
+        &[
+            ("SSFD_SERVER__BIND", format!("127.0.0.1:{port}")),
+            ("SSFD_SERVER__ISSUER", other_base.clone()),
+            ("SSFD_DATABASE__URL", shared_url),
+        ],
+    );
+    let http = reqwest::Client::new();
+    let evaluate_other = || {
+        let request = http
+            .post(format!("{other_base}/sessions/shared/evaluate"))
+            .bearer_auth(&setup.app)
+            .json(&json!({}));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
     setup
         .register(session_for("shared", "sam@example.com"))
         .await;
-    // The other replica knows the session (it may load it from the database).
-    assert_eq!(
-        evaluate_at(&other, &setup.app, "shared", json!({})).await["decision"],
-        "allow"
-    );
+    // The other process knows the session (it loads it from the database on first sight).
+    assert_eq!(evaluate_other().await["decision"], "allow");
 
-    setup
+    let jti = setup
         .emit(
             email("sam@example.com"),
             &format!("{CAEP}session-revoked"),
@@ -991,14 +1011,97 @@ async fn a_revocation_is_seen_by_another_server_on_the_same_postgresql() {
     // Its memory follows by NOTIFY, without a restart.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let decision = evaluate_at(&other, &setup.app, "shared", json!({})).await;
+        let decision = evaluate_other().await;
         if decision["decision"] == "deny" {
+            assert_eq!(decision["jti"], jti);
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the other server never saw it: {decision}"
+            "the other process never saw it: {decision}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_rule_re_emits_the_event_downstream() {
+    // Hub mode: transmitter -> hub (ssfd receiving, with a forward rule) -> downstream ssfd.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(
+        &path,
+        "[[rules]]\nname = \"hub\"\nevents = [\"caep:credential-change\"]\nactions = [\"forward\", \"revoke\"]\n",
+    )
+    .unwrap();
+    let policy = path.display().to_string();
+    let source = TestServer::start().await;
+    let hub = TestServer::start_with(move |config| config.sessions.policy_file = policy).await;
+    let downstream = TestServer::start().await;
+    let events = vec![EventType::from(format!("{CAEP}credential-change").as_str())];
+    for (upstream, receiver) in [(&source, &hub), (&hub, &downstream)] {
+        let (client_id, client_secret) = upstream.client(&["ssf.manage"]).await;
+        register_push(
+            &receiver.state,
+            Registration {
+                issuer: upstream.base.clone(),
+                auth: UpstreamAuth::ClientCredentials {
+                    token_endpoint: None,
+                    client_id,
+                    client_secret,
+                    scope: None,
+                },
+                events: events.clone(),
+            },
+        )
+        .await
+        .expect("registration succeeds");
+    }
+    // An application of the downstream server has a session of the subject.
+    let app = downstream.credential(CredentialKind::Application).await;
+    let response = downstream
+        .http
+        .post(downstream.url("/sessions"))
+        .bearer_auth(&app)
+        .json(&session_for("fay", "fay@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let intake = serde_json::from_value(json!({
+        "sub_id": email("fay@example.com"),
+        "txn": "hub-test",
+        "events": {format!("{CAEP}credential-change"): {"credential_type": "password", "change_type": "update"}}
+    }))
+    .unwrap();
+    let sent = intake::submit(&source.state, intake).await.unwrap();
+    assert_eq!(sent.sets.len(), 1);
+
+    // The hub forwards the event; the downstream server's default policy revokes the session.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let jti = loop {
+        let decision = evaluate_at(&downstream, &app, "fay", json!({})).await;
+        if decision["decision"] == "deny" {
+            break decision["jti"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing was forwarded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let row = downstream
+        .store()
+        .get_received(&hub.base, &jti)
+        .await
+        .unwrap()
+        .expect("stored as received from the hub");
+    let claims: Value = serde_json::from_str(&row.claims).unwrap();
+    assert_eq!(claims["iss"], hub.base);
+    assert_eq!(claims["sub_id"]["email"], "fay@example.com");
+    assert_eq!(claims["txn"], "hub-test");
+    assert_eq!(
+        claims["events"][format!("{CAEP}credential-change")]["change_type"],
+        "update"
+    );
 }
