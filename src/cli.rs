@@ -223,8 +223,44 @@ pub enum UpstreamCommand {
     },
     /// List upstreams and their state.
     List,
-    /// Forget an upstream (its stored SETs stay).
+    /// Delete the upstream's stream at the transmitter and forget the upstream (its stored
+    /// SETs stay).
     Remove {
+        /// The upstream id.
+        id: String,
+        /// Only forget it here; leave the stream at the transmitter.
+        #[arg(long)]
+        local_only: bool,
+    },
+    /// Ask the transmitter to receive events about a subject (JSON, or an email address).
+    AddSubject {
+        /// The upstream id.
+        id: String,
+        /// The subject.
+        subject: String,
+    },
+    /// Ask the transmitter to stop sending events about a subject.
+    RemoveSubject {
+        /// The upstream id.
+        id: String,
+        /// The subject.
+        subject: String,
+    },
+    /// Change the event types requested from the transmitter.
+    Update {
+        /// The upstream id.
+        id: String,
+        /// Event types: URIs, or caep / risc (repeatable).
+        #[arg(long = "event", required = true)]
+        events: Vec<String>,
+    },
+    /// Request a verification event now.
+    Verify {
+        /// The upstream id.
+        id: String,
+    },
+    /// Check the upstream stream now (re-creating it if the transmitter lost it).
+    Check {
         /// The upstream id.
         id: String,
     },
@@ -691,12 +727,64 @@ async fn run_upstream(
                 );
             }
         }
-        UpstreamCommand::Remove { id } => {
-            state.store.delete_upstream(&id).await?;
+        UpstreamCommand::Remove { id, local_only } => {
+            if local_only {
+                state.store.delete_upstream(&id).await?;
+            } else {
+                let upstream = state.store.get_upstream(&id).await?;
+                crate::receiver::manage::delete(state, &upstream).await?;
+            }
             println!("upstream {id} removed");
+        }
+        UpstreamCommand::AddSubject { id, subject } => {
+            let upstream = state.store.get_upstream(&id).await?;
+            let subject = parse_subject(&subject)?;
+            crate::receiver::manage::change_subject(state, &upstream, &subject, true).await?;
+            println!("subject added at upstream {id}");
+        }
+        UpstreamCommand::RemoveSubject { id, subject } => {
+            let upstream = state.store.get_upstream(&id).await?;
+            let subject = parse_subject(&subject)?;
+            crate::receiver::manage::change_subject(state, &upstream, &subject, false).await?;
+            println!("subject removed at upstream {id}");
+        }
+        UpstreamCommand::Update { id, events } => {
+            let upstream = state.store.get_upstream(&id).await?;
+            let events = crate::receiver::admin::event_types(events);
+            anyhow::ensure!(!events.is_empty(), "no known event type given");
+            crate::receiver::manage::update_events(state, &upstream, &events).await?;
+            println!("upstream {id} now requests {} event types", events.len());
+        }
+        UpstreamCommand::Verify { id } => {
+            let upstream = state.store.get_upstream(&id).await?;
+            crate::receiver::manage::request_verification(state, &upstream).await?;
+            println!("verification requested; `ssfd upstream list` shows when it arrives");
+        }
+        UpstreamCommand::Check { id } => {
+            let upstream = state.store.get_upstream(&id).await?;
+            let outcome = crate::receiver::manage::check(state, &upstream).await;
+            let error = outcome.as_ref().err().map(ToString::to_string);
+            state
+                .store
+                .record_upstream_health(&id, state.clock.now(), error.as_deref())
+                .await?;
+            match error {
+                None => println!("upstream {id}: healthy"),
+                Some(error) => anyhow::bail!("upstream {id}: {error}"),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A subject identifier given as JSON, or as a bare email address.
+fn parse_subject(text: &str) -> anyhow::Result<crate::protocol::SubjectId> {
+    if text.trim_start().starts_with('{') {
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        crate::protocol::SubjectId::from_value(value).map_err(anyhow::Error::msg)
+    } else {
+        Ok(crate::protocol::SubjectId::email(text))
+    }
 }
 
 /// Static credentials of one kind: publishers (POST /events) and applications (/sessions).

@@ -30,6 +30,8 @@ pub struct Config {
     pub transmitter: TransmitterConfig,
     /// Receiver authorization to the management API.
     pub auth: AuthConfig,
+    /// The receiver role: validation and upstream stream health.
+    pub receiver: ReceiverConfig,
     /// Session enforcement: policy, decisions, webhooks.
     pub sessions: SessionsConfig,
     /// Logging.
@@ -234,6 +236,32 @@ pub struct ExternalAuthConfig {
     pub audience: String,
 }
 
+/// `[receiver]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReceiverConfig {
+    /// SETs whose `iat` is older than this are refused, seconds.
+    pub max_set_age_secs: i64,
+    /// How long a received (iss, jti) is remembered to refuse replays, seconds; at least
+    /// `max_set_age_secs`, so that a SET forgotten is also too old to be accepted again.
+    pub replay_window_secs: i64,
+    /// How often each upstream stream is checked (and re-created if the transmitter lost it).
+    pub health_check_secs: u64,
+    /// How often each upstream stream is verified again, seconds.
+    pub reverify_interval_secs: i64,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        Self {
+            max_set_age_secs: 7 * 86400,
+            replay_window_secs: 30 * 86400,
+            health_check_secs: 300,
+            reverify_interval_secs: 86400,
+        }
+    }
+}
+
 /// `[sessions]`. Its `Debug` hides the webhook secret.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -411,6 +439,19 @@ impl Config {
         if self.signing.rotation_overlap_secs < 0 {
             return Err(ConfigError(
                 "signing.rotation_overlap_secs must not be negative".to_owned(),
+            ));
+        }
+        let receiver = &self.receiver;
+        if receiver.max_set_age_secs <= 0 || receiver.replay_window_secs < receiver.max_set_age_secs
+        {
+            return Err(ConfigError(
+                "receiver.max_set_age_secs must be positive and receiver.replay_window_secs at least as long".to_owned(),
+            ));
+        }
+        if receiver.health_check_secs == 0 || receiver.reverify_interval_secs <= 0 {
+            return Err(ConfigError(
+                "receiver.health_check_secs and receiver.reverify_interval_secs must be positive"
+                    .to_owned(),
             ));
         }
         let sessions = &self.sessions;

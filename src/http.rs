@@ -176,6 +176,10 @@ pub async fn serve(
         state.clone(),
         stopped.clone(),
     ));
+    let health = tokio::spawn(crate::receiver::manage::run_health(
+        state.clone(),
+        stopped.clone(),
+    ));
     let poller = tokio::spawn(crate::receiver::poller::run(state.clone(), stopped));
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
@@ -183,6 +187,7 @@ pub async fn serve(
     let _ = stop.send(true);
     let _ = pusher.await;
     let _ = poller.await;
+    let _ = health.await;
     result
 }
 

@@ -474,6 +474,35 @@ pub trait Store: sessions::SessionStore + Send + Sync + std::fmt::Debug + 'stati
         -> Result<Option<ReceivedEventRow>, DbError>;
     /// Stores an accepted SET unless one with its (iss, jti) is stored; true when new.
     async fn insert_received(&self, event: &ReceivedEventRow) -> Result<bool, DbError>;
+    /// The latest received SETs of an upstream (or of all), newest first.
+    async fn list_received(
+        &self,
+        upstream_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ReceivedEventRow>, DbError>;
+    /// Forgets received SETs that arrived before `before` (past the replay window); returns
+    /// how many.
+    async fn prune_received(&self, before: i64) -> Result<u64, DbError>;
+    /// Records a health check of an upstream stream: `error` is `None` when it succeeded.
+    async fn record_upstream_health(
+        &self,
+        upstream_id: &str,
+        now: i64,
+        error: Option<&str>,
+    ) -> Result<(), DbError>;
+    /// The last health check of an upstream, if any.
+    async fn upstream_health(&self, upstream_id: &str) -> Result<Option<UpstreamHealth>, DbError>;
+}
+
+/// The last health check of an upstream stream.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UpstreamHealth {
+    /// When it was checked.
+    pub checked_at: i64,
+    /// When a check last succeeded.
+    pub ok_at: Option<i64>,
+    /// The last check's error, if it failed.
+    pub error: Option<String>,
 }
 
 /// A shared handle to the configured store.

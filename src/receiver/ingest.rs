@@ -25,7 +25,8 @@ const JWKS_REFRESH_SECS: i64 = 60;
 
 /// Validates and stores `token` from `upstream`.
 pub async fn ingest(state: &AppState, upstream: &UpstreamRow, token: &str) -> Ingested {
-    let mut validated = validate::validate(upstream, token.trim(), state.clock.clone());
+    let max_age = state.config.receiver.max_set_age_secs;
+    let mut validated = validate::validate(upstream, token.trim(), state.clock.clone(), max_age);
     let mut refreshed = None;
     if let Err(Rejection {
         unknown_key: true, ..
@@ -34,7 +35,7 @@ pub async fn ingest(state: &AppState, upstream: &UpstreamRow, token: &str) -> In
         // A key we have not seen: the transmitter may have rotated. Fetch its JWKS again
         // (from the pinned jwks_uri only, never a URL named in the token) and retry once.
         if let Some(fresh) = refresh_jwks(state, upstream).await {
-            validated = validate::validate(&fresh, token.trim(), state.clock.clone());
+            validated = validate::validate(&fresh, token.trim(), state.clock.clone(), max_age);
             refreshed = Some(fresh);
         }
     }
@@ -43,6 +44,10 @@ pub async fn ingest(state: &AppState, upstream: &UpstreamRow, token: &str) -> In
         Ok(accepted) => accepted,
         Err(Rejection { error, .. }) => {
             tracing::warn!(upstream = %upstream.id, err = %error.err, description = %error.description, "SET rejected");
+            state.metrics.inc(
+                crate::metrics::SETS_REJECTED,
+                &[("upstream", &upstream.id), ("reason", error.err.as_str())],
+            );
             return Ingested::Rejected(error);
         }
     };
@@ -65,6 +70,9 @@ pub async fn ingest(state: &AppState, upstream: &UpstreamRow, token: &str) -> In
         .await;
     match applied {
         Ok(true) => {
+            state
+                .metrics
+                .inc(crate::metrics::SETS_RECEIVED, &[("upstream", &upstream.id)]);
             if let EventPayload::Verification(_) = accepted.event() {
                 let mut verified = upstream.clone();
                 verified.verified_at = Some(now);

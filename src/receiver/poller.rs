@@ -10,9 +10,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::ingest::{ingest, Ingested};
-use super::upstreams::{self, UpstreamAuth};
+use super::manage;
 use crate::http::AppState;
-use crate::protocol::{DeliveryMethod, PollRequest, PollResponse, PushError, TransmitterMetadata};
+use crate::protocol::{DeliveryMethod, PollRequest, PollResponse, PushError};
 use crate::storage::{DbError, UpstreamRow};
 
 /// How often the supervisor looks for new or removed poll upstreams.
@@ -116,21 +116,12 @@ async fn poll_once(
         .poll_url
         .as_deref()
         .ok_or("the upstream has no poll URL")?;
-    if token.is_none() {
-        let auth: UpstreamAuth = serde_json::from_str(&upstream.auth).map_err(|e| e.to_string())?;
-        let metadata: TransmitterMetadata = upstream
-            .metadata
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| e.to_string())?
-            .ok_or("the upstream has no metadata")?;
-        *token = Some(
-            upstreams::token(state, &auth, &metadata)
-                .await
-                .map_err(|e| e.to_string())?,
-        );
-    }
+    // The cached token while it is fresh; a new one shortly before it expires.
+    *token = Some(
+        manage::access_token(state, upstream)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
     let request = PollRequest {
         max_events: Some(MAX_EVENTS),
         return_immediately: Some(false),
@@ -151,6 +142,7 @@ async fn poll_once(
     if response.status() == reqwest::StatusCode::UNAUTHORIZED {
         // Expired or revoked: get a new token on the next round (receiver access-token expiry).
         *token = None;
+        manage::forget_token(state, &upstream.id);
         return Err("the transmitter refused the token (401)".to_owned());
     }
     if !response.status().is_success() {

@@ -104,9 +104,19 @@ pub async fn token(
     auth: &UpstreamAuth,
     metadata: &TransmitterMetadata,
 ) -> Result<String, RegistrationError> {
+    Ok(token_with_lifetime(state, auth, metadata).await?.0)
+}
+
+/// A bearer token for the upstream and its lifetime in seconds, when the token endpoint gave
+/// one (`expires_in`, RFC 6749 §5.1).
+pub async fn token_with_lifetime(
+    state: &AppState,
+    auth: &UpstreamAuth,
+    metadata: &TransmitterMetadata,
+) -> Result<(String, Option<i64>), RegistrationError> {
     let step = "obtaining an access token";
     match auth {
-        UpstreamAuth::Static { token } => Ok(token.clone()),
+        UpstreamAuth::Static { token } => Ok((token.clone(), None)),
         UpstreamAuth::ClientCredentials {
             token_endpoint,
             client_id,
@@ -147,10 +157,11 @@ pub async fn token(
                 .json()
                 .await
                 .map_err(|e| failed(step)(e.to_string()))?;
-            body["access_token"]
+            let token = body["access_token"]
                 .as_str()
                 .map(str::to_owned)
-                .ok_or_else(|| failed(step)("no access_token in the answer".to_owned()))
+                .ok_or_else(|| failed(step)("no access_token in the answer".to_owned()))?;
+            Ok((token, body["expires_in"].as_i64()))
         }
     }
 }
@@ -216,52 +227,19 @@ async fn register(
     // The stream: push to a URL of this upstream's own, with a secret only it knows.
     let id = crate::ids::new_id();
     let push_secret = crate::ids::new_secret();
-    let push_url = state.endpoints.url(&format!("{PUSH_PREFIX}{id}"));
+    let created = create_stream(
+        state,
+        &configuration_endpoint,
+        &bearer,
+        &registration.issuer,
+        &id,
+        method.clone(),
+        &registration.events,
+        &push_secret,
+    )
+    .await?;
+    let (stream, audience) = (created.stream, created.audience);
     let step = "creating the stream";
-    let delivery = match method {
-        DeliveryMethod::Push => json!({"method": method, "endpoint_url": push_url,
-                                       "authorization_header": format!("Bearer {push_secret}")}),
-        _ => json!({"method": method}),
-    };
-    let body = json!({
-        "events_requested": registration.events,
-        "delivery": delivery,
-        "description": format!("ssfd receiver at {}", state.config.server.issuer),
-    });
-    let response = state
-        .http
-        .post(&configuration_endpoint)
-        .bearer_auth(&bearer)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| failed(step)(e.to_string()))?;
-    if !response.status().is_success() {
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        return Err(failed(step)(format!(
-            "{status}: {}",
-            text.chars().take(300).collect::<String>()
-        )));
-    }
-    let stream: StreamConfiguration = response
-        .json()
-        .await
-        .map_err(|e| failed(step)(e.to_string()))?;
-    // SSF-CR-02: a stream with a foreign iss is not used.
-    if stream.iss != registration.issuer {
-        return Err(failed(step)(format!(
-            "the stream's iss is {}, not {}",
-            stream.iss, registration.issuer
-        )));
-    }
-    let audience = match &stream.aud {
-        Audience::One(aud) => aud.clone(),
-        Audience::Many(auds) => auds
-            .first()
-            .cloned()
-            .ok_or_else(|| failed(step)("the stream has an empty aud".to_owned()))?,
-    };
     let now = state.clock.now();
     let verification_state = crate::ids::new_id();
     let row = UpstreamRow {
@@ -310,4 +288,74 @@ async fn register(
         }
     }
     Ok(row)
+}
+
+/// A stream created at a transmitter, with the audience ssfd will check.
+pub struct CreatedStream {
+    /// The transmitter's answer.
+    pub stream: StreamConfiguration,
+    /// The audience of its SETs.
+    pub audience: String,
+}
+
+/// Creates the stream of upstream `id` at `configuration_endpoint`: pushed to ssfd's URL for
+/// this upstream with `push_secret`, or polled. Refuses a stream with a foreign `iss`
+/// (SSF-CR-02).
+#[allow(clippy::too_many_arguments)]
+pub async fn create_stream(
+    state: &AppState,
+    configuration_endpoint: &str,
+    bearer: &str,
+    issuer: &str,
+    id: &str,
+    method: DeliveryMethod,
+    events: &[EventType],
+    push_secret: &str,
+) -> Result<CreatedStream, RegistrationError> {
+    let push_url = state.endpoints.url(&format!("{PUSH_PREFIX}{id}"));
+    let step = "creating the stream";
+    let delivery = match method {
+        DeliveryMethod::Push => json!({"method": method, "endpoint_url": push_url,
+                                       "authorization_header": format!("Bearer {push_secret}")}),
+        _ => json!({"method": method}),
+    };
+    let body = json!({
+        "events_requested": events,
+        "delivery": delivery,
+        "description": format!("ssfd receiver at {}", state.config.server.issuer),
+    });
+    let response = state
+        .http
+        .post(configuration_endpoint)
+        .bearer_auth(bearer)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| failed(step)(e.to_string()))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        return Err(failed(step)(format!(
+            "{status}: {}",
+            text.chars().take(300).collect::<String>()
+        )));
+    }
+    let stream: StreamConfiguration = response
+        .json()
+        .await
+        .map_err(|e| failed(step)(e.to_string()))?;
+    if stream.iss != issuer {
+        return Err(failed(step)(format!(
+            "the stream's iss is {}, not {issuer}",
+            stream.iss
+        )));
+    }
+    let audience = match &stream.aud {
+        Audience::One(aud) => aud.clone(),
+        Audience::Many(auds) => auds
+            .first()
+            .cloned()
+            .ok_or_else(|| failed(step)("the stream has an empty aud".to_owned()))?,
+    };
+    Ok(CreatedStream { stream, audience })
 }

@@ -61,6 +61,7 @@ pub fn validate(
     upstream: &UpstreamRow,
     token: &str,
     clock: Arc<dyn Clock>,
+    max_age_secs: i64,
 ) -> Result<Accepted, Rejection> {
     let jwks: serde_json::Value = upstream
         .jwks
@@ -73,6 +74,7 @@ pub fn validate(
             )
         })?;
     let verifier = SetVerifier::builder(&upstream.issuer, &upstream.audience, &jwks, clock)
+        .max_age(max_age_secs)
         .build()
         .map_err(|_| {
             reject(

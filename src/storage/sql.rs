@@ -560,6 +560,47 @@ macro_rules! sql_store {
                 .await?)
             }
 
+            async fn list_received(&self, upstream_id: Option<&str>, limit: i64) -> Result<Vec<ReceivedEventRow>, DbError> {
+                Ok(sqlx::query_as(
+                    "SELECT upstream_id, iss, jti, token, claims, event_type, arrived_at, outcome \
+                     FROM received_events WHERE ($1 IS NULL OR upstream_id = $1) ORDER BY id DESC LIMIT $2",
+                )
+                .bind(upstream_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn prune_received(&self, before: i64) -> Result<u64, DbError> {
+                let done = sqlx::query("DELETE FROM received_events WHERE arrived_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn record_upstream_health(&self, upstream_id: &str, now: i64, error: Option<&str>) -> Result<(), DbError> {
+                sqlx::query(
+                    "INSERT INTO upstream_health (upstream_id, checked_at, ok_at, error) \
+                     SELECT $1, $2, CASE WHEN $3 IS NULL THEN $2 END, $3 WHERE EXISTS (SELECT 1 FROM upstreams WHERE id = $1) \
+                     ON CONFLICT (upstream_id) DO UPDATE SET checked_at = excluded.checked_at, \
+                     ok_at = COALESCE(excluded.ok_at, upstream_health.ok_at), error = excluded.error",
+                )
+                .bind(upstream_id)
+                .bind(now)
+                .bind(error)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn upstream_health(&self, upstream_id: &str) -> Result<Option<UpstreamHealth>, DbError> {
+                Ok(sqlx::query_as("SELECT checked_at, ok_at, error FROM upstream_health WHERE upstream_id = $1")
+                    .bind(upstream_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
             async fn insert_received(&self, event: &ReceivedEventRow) -> Result<bool, DbError> {
                 let done = sqlx::query(
                     "INSERT INTO received_events (upstream_id, iss, jti, token, claims, event_type, arrived_at, outcome) \

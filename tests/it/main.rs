@@ -9,6 +9,7 @@ mod end_to_end;
 mod jose;
 mod protocol;
 mod receiver_double;
+mod receiver_manage;
 mod receiver_push;
 mod sessions;
 mod spec_fixtures;

@@ -302,3 +302,52 @@ async fn rotated_keys_are_fetched_again_but_not_for_every_unknown_kid() {
         "a flood of unknown kids fetched the JWKS again"
     );
 }
+
+#[tokio::test]
+async fn sets_older_than_the_configured_age_are_refused_and_rejections_counted() {
+    let upstream = Upstream::new().await;
+    let max_age = upstream.server.state.config.receiver.max_set_age_secs;
+    let mut old = upstream.claims(json!({REVOKED: {}}));
+    old["iat"] = json!(upstream.server.state.clock.now() - max_age - 60);
+    let (status, body) = upstream.push(&upstream.sign(&old)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["err"], "invalid_request", "{body}");
+    // A tampered signature too: each refusal is counted by upstream and reason.
+    let fresh = upstream.sign(&upstream.claims(json!({REVOKED: {}})));
+    let other = upstream.sign(&upstream.claims(json!({REVOKED: {}})));
+    let (signed_part, _) = fresh.rsplit_once('.').unwrap();
+    let (_, foreign_signature) = other.rsplit_once('.').unwrap();
+    let (status, _) = upstream
+        .push(&format!("{signed_part}.{foreign_signature}"))
+        .await;
+    assert_eq!(status, 400);
+    let metrics = &upstream.server.state.metrics;
+    let rejected = |reason| {
+        metrics.counter(
+            ssfd::metrics::SETS_REJECTED,
+            &[("upstream", "up1"), ("reason", reason)],
+        )
+    };
+    assert_eq!(rejected("invalid_request"), 1);
+    assert_eq!(rejected("invalid_key"), 1);
+    let (status, _) = upstream.push(&fresh).await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        metrics.counter(ssfd::metrics::SETS_RECEIVED, &[("upstream", "up1")]),
+        1
+    );
+    let text = upstream
+        .server
+        .http
+        .get(upstream.server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("ssfd_sets_rejected_total{reason=\"invalid_key\",upstream=\"up1\"} 1"),
+        "{text}"
+    );
+}
