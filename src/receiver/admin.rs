@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
             get(read).patch(update).delete(remove),
         )
         .route("/admin/upstreams/{id}/verify", post(verify))
+        .route("/admin/upstreams/{id}/status", post(set_status))
         .route("/admin/upstreams/{id}/check", post(check))
         .route("/admin/upstreams/{id}/subjects/add", post(add_subject))
         .route(
@@ -202,6 +203,37 @@ async fn verify(
     let upstream = find(&state, &id).await?;
     manage::request_verification(&state, &upstream).await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+/// `POST /admin/upstreams/{id}/status`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusChange {
+    status: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn set_status(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<StatusChange>,
+) -> Result<Json<Value>, ApiError> {
+    if !matches!(body.status.as_str(), "enabled" | "paused" | "disabled") {
+        return Err(ApiError::BadRequest(
+            "status: enabled, paused or disabled".to_owned(),
+        ));
+    }
+    if body.reason.as_ref().is_some_and(|r| r.len() > 1024) {
+        return Err(ApiError::BadRequest(
+            "reason: at most 1024 bytes".to_owned(),
+        ));
+    }
+    let upstream = find(&state, &id).await?;
+    let updated =
+        manage::set_status(&state, &upstream, &body.status, body.reason.as_deref()).await?;
+    Ok(Json(view(&state, &updated).await?))
 }
 
 async fn check(

@@ -201,6 +201,37 @@ pub async fn update_events(
     Ok(updated)
 }
 
+/// Asks the transmitter to change the stream's status (receiver-initiated, SSF 1.0 §8.1.2.2):
+/// `enabled`, `paused` or `disabled`.
+pub async fn set_status(
+    state: &AppState,
+    upstream: &UpstreamRow,
+    status: &str,
+    reason: Option<&str>,
+) -> Result<UpstreamRow, ManageError> {
+    let endpoint = metadata(upstream)?
+        .status_endpoint
+        .ok_or(ManageError::Unsupported("status_endpoint"))?;
+    let mut body = json!({"stream_id": stream_id(upstream)?, "status": status});
+    if let Some(reason) = reason {
+        body["reason"] = json!(reason);
+    }
+    let (code, answer) = call(
+        state,
+        upstream,
+        reqwest::Method::POST,
+        &endpoint,
+        Some(&body),
+    )
+    .await?;
+    success(code, &answer)?;
+    let mut updated = upstream.clone();
+    updated.status = answer["status"].as_str().unwrap_or(status).to_owned();
+    updated.updated_at = state.clock.now();
+    state.store.update_upstream(&updated).await?;
+    Ok(updated)
+}
+
 /// Deletes the upstream stream at the transmitter (SSF 1.0 §8.1.1.5), then forgets the
 /// upstream. A stream the transmitter no longer has is not an error.
 pub async fn delete(state: &AppState, upstream: &UpstreamRow) -> Result<(), ManageError> {

@@ -3,6 +3,7 @@
 mod auth;
 mod cli;
 mod common;
+mod conformance_receiver;
 mod conformance_transmitter;
 mod crash;
 mod end_to_end;
@@ -14,4 +15,5 @@ mod receiver_push;
 mod sessions;
 mod spec_fixtures;
 mod storage;
+mod transmitter_double;
 mod transmitter_smoke;
