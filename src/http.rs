@@ -52,6 +52,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Local sessions, policy and decisions.
     pub sessions: Arc<crate::sessions::Engine>,
+    /// Group commit of received SETs and their effects.
+    pub received_writer: crate::receiver::writer::ReceivedWriter,
 }
 
 impl AppState {
@@ -75,6 +77,7 @@ impl AppState {
         ));
         let outbox_writer = crate::transmitter::batcher::Batcher::start(store.clone());
         let sessions = Arc::new(crate::sessions::Engine::new(&config.sessions));
+        let received_writer = crate::receiver::writer::ReceivedWriter::start(store.clone());
         Self {
             config: Arc::new(config),
             store,
@@ -88,6 +91,7 @@ impl AppState {
             receiver: Arc::default(),
             metrics: Arc::default(),
             sessions,
+            received_writer,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod poller;
 pub mod push;
 pub mod upstreams;
 pub mod validate;
+pub mod writer;
 
 use axum::routing::post;
 use axum::Router;
@@ -19,6 +20,9 @@ use crate::http::{AppState, Endpoints};
 pub struct Runtime {
     /// When each upstream's JWKS was last fetched again (seconds), to rate-limit refreshes.
     pub jwks_refreshed_at: std::sync::Mutex<std::collections::BTreeMap<String, i64>>,
+    /// Each upstream's verifier, built from its pinned JWKS, with the JWKS and audience it was
+    /// built from: building one per SET (parsing every key) would cost more than verifying.
+    pub verifiers: validate::VerifierCache,
     /// Each upstream's access token and when to fetch a new one (None: never expires).
     pub tokens: std::sync::Mutex<std::collections::BTreeMap<String, (String, Option<i64>)>>,
 }

@@ -26,7 +26,14 @@ const JWKS_REFRESH_SECS: i64 = 60;
 /// Validates and stores `token` from `upstream`.
 pub async fn ingest(state: &AppState, upstream: &UpstreamRow, token: &str) -> Ingested {
     let max_age = state.config.receiver.max_set_age_secs;
-    let mut validated = validate::validate(upstream, token.trim(), state.clock.clone(), max_age);
+    let verifiers = &state.receiver.verifiers;
+    let mut validated = validate::validate(
+        upstream,
+        token.trim(),
+        state.clock.clone(),
+        max_age,
+        verifiers,
+    );
     let mut refreshed = None;
     if let Err(Rejection {
         unknown_key: true, ..
@@ -35,7 +42,13 @@ pub async fn ingest(state: &AppState, upstream: &UpstreamRow, token: &str) -> In
         // A key we have not seen: the transmitter may have rotated. Fetch its JWKS again
         // (from the pinned jwks_uri only, never a URL named in the token) and retry once.
         if let Some(fresh) = refresh_jwks(state, upstream).await {
-            validated = validate::validate(&fresh, token.trim(), state.clock.clone(), max_age);
+            validated = validate::validate(
+                &fresh,
+                token.trim(),
+                state.clock.clone(),
+                max_age,
+                verifiers,
+            );
             refreshed = Some(fresh);
         }
     }
@@ -90,7 +103,7 @@ pub async fn ingest(state: &AppState, upstream: &UpstreamRow, token: &str) -> In
                     tracing::warn!(error = %e, "cannot record the stream's new status");
                 }
             }
-            tracing::info!(upstream = %upstream.id, jti = %row.jti, event = %row.event_type, "SET accepted");
+            tracing::debug!(upstream = %upstream.id, jti = %row.jti, event = %row.event_type, "SET accepted");
             Ingested::Stored
         }
         Ok(false) => Ingested::Duplicate,

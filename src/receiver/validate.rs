@@ -3,12 +3,16 @@
 //! on `sub_id` and `events` and the typed event payloads, then what the event says about the
 //! stream itself (verification `state`, SSF-VER-06/07).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use crate::clock::Clock;
 use crate::jose::{SetVerifier, VerifyError};
 use crate::protocol::{EventPayload, PushError, SecurityEventToken, SetErrorCode, SubjectId};
 use crate::storage::UpstreamRow;
+
+/// Verifiers by upstream id, each with the JWKS text and audience it was built from.
+pub type VerifierCache = Mutex<BTreeMap<String, (String, String, Arc<SetVerifier>)>>;
 
 /// A SET that passed every check.
 #[derive(Debug, Clone)]
@@ -56,32 +60,37 @@ impl From<VerifyError> for Rejection {
     }
 }
 
-/// Validates `token` from `upstream`.
+/// Validates `token` from `upstream`, with its verifier from `cache` (built again when the
+/// pinned JWKS or the audience changed).
 pub fn validate(
     upstream: &UpstreamRow,
     token: &str,
     clock: Arc<dyn Clock>,
     max_age_secs: i64,
+    cache: &VerifierCache,
 ) -> Result<Accepted, Rejection> {
-    let jwks: serde_json::Value = upstream
-        .jwks
-        .as_deref()
-        .and_then(|j| serde_json::from_str(j).ok())
-        .ok_or_else(|| {
-            reject(
-                SetErrorCode::InvalidKey,
-                "no keys are known for this transmitter yet",
-            )
-        })?;
-    let verifier = SetVerifier::builder(&upstream.issuer, &upstream.audience, &jwks, clock)
-        .max_age(max_age_secs)
-        .build()
-        .map_err(|_| {
-            reject(
-                SetErrorCode::InvalidKey,
-                "no usable key is known for this transmitter",
-            )
-        })?;
+    let jwks_text = upstream.jwks.as_deref().unwrap_or_default();
+    let cached = cache
+        .lock()
+        .expect("not poisoned")
+        .get(&upstream.id)
+        .filter(|(jwks, audience, _)| jwks == jwks_text && *audience == upstream.audience)
+        .map(|(_, _, verifier)| verifier.clone());
+    let verifier = match cached {
+        Some(verifier) => verifier,
+        None => {
+            let verifier = Arc::new(build_verifier(upstream, clock, max_age_secs)?);
+            cache.lock().expect("not poisoned").insert(
+                upstream.id.clone(),
+                (
+                    jwks_text.to_owned(),
+                    upstream.audience.clone(),
+                    verifier.clone(),
+                ),
+            );
+            verifier
+        }
+    };
     let verified = verifier.verify(token)?;
     let claims_json = serde_json::to_string(&verified.claims).expect("a JSON object serialises");
     let set = SecurityEventToken::from_json(&claims_json).map_err(|e| {
@@ -100,6 +109,32 @@ pub fn validate(
     };
     check_stream_events(upstream, &accepted)?;
     Ok(accepted)
+}
+
+fn build_verifier(
+    upstream: &UpstreamRow,
+    clock: Arc<dyn Clock>,
+    max_age_secs: i64,
+) -> Result<SetVerifier, Rejection> {
+    let jwks: serde_json::Value = upstream
+        .jwks
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .ok_or_else(|| {
+            reject(
+                SetErrorCode::InvalidKey,
+                "no keys are known for this transmitter yet",
+            )
+        })?;
+    SetVerifier::builder(&upstream.issuer, &upstream.audience, &jwks, clock)
+        .max_age(max_age_secs)
+        .build()
+        .map_err(|_| {
+            reject(
+                SetErrorCode::InvalidKey,
+                "no usable key is known for this transmitter",
+            )
+        })
 }
 
 /// Verification and stream-updated events name the stream as their subject

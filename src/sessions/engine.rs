@@ -603,7 +603,11 @@ impl Engine {
         } else {
             "applied".to_owned()
         };
-        if !state.store.apply_received(row, &effects, now).await? {
+        let stored = state
+            .received_writer
+            .store(row.clone(), effects.clone(), now)
+            .await?;
+        if !stored {
             return Ok(false);
         }
         self.show(&effects);

@@ -189,6 +189,13 @@ pub trait SessionStore: Send + Sync {
         effects: &Effects,
         now: i64,
     ) -> Result<bool, DbError>;
+    /// [`SessionStore::apply_received`] for several SETs in one transaction (group commit);
+    /// one answer per SET, in order.
+    async fn apply_received_batch(
+        &self,
+        items: &[(ReceivedEventRow, Effects)],
+        now: i64,
+    ) -> Result<Vec<bool>, DbError>;
     /// Marks sessions past their expiry as expired; returns their ids.
     async fn expire_sessions(&self, now: i64) -> Result<Vec<String>, DbError>;
     /// Every disabled subject.
@@ -506,27 +513,41 @@ macro_rules! session_store {
                 effects: &$crate::storage::sessions::Effects,
                 now: i64,
             ) -> Result<bool, DbError> {
+                let items = [(event.clone(), effects.clone())];
+                Ok(self.apply_received_batch(&items, now).await?[0])
+            }
+
+            async fn apply_received_batch(
+                &self,
+                items: &[(ReceivedEventRow, $crate::storage::sessions::Effects)],
+                now: i64,
+            ) -> Result<Vec<bool>, DbError> {
                 let mut tx = self.pool.begin().await?;
-                let done = sqlx::query(
-                    "INSERT INTO received_events (upstream_id, iss, jti, token, claims, event_type, arrived_at, outcome) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (iss, jti) DO NOTHING",
-                )
-                .bind(&event.upstream_id)
-                .bind(&event.iss)
-                .bind(&event.jti)
-                .bind(&event.token)
-                .bind(&event.claims)
-                .bind(&event.event_type)
-                .bind(event.arrived_at)
-                .bind(&event.outcome)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Ok(false); // a replay: its effects were applied the first time
+                let mut stored = Vec::with_capacity(items.len());
+                for (event, effects) in items {
+                    let done = sqlx::query(
+                        "INSERT INTO received_events (upstream_id, iss, jti, token, claims, event_type, arrived_at, outcome) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (iss, jti) DO NOTHING",
+                    )
+                    .bind(&event.upstream_id)
+                    .bind(&event.iss)
+                    .bind(&event.jti)
+                    .bind(&event.token)
+                    .bind(&event.claims)
+                    .bind(&event.event_type)
+                    .bind(event.arrived_at)
+                    .bind(&event.outcome)
+                    .execute(&mut *tx)
+                    .await?;
+                    // A replay changes nothing: its effects were applied the first time.
+                    let new = done.rows_affected() == 1;
+                    if new {
+                        write_effects(&mut tx, effects, now).await?;
+                    }
+                    stored.push(new);
                 }
-                write_effects(&mut tx, effects, now).await?;
                 tx.commit().await?;
-                Ok(true)
+                Ok(stored)
             }
 
             async fn expire_sessions(&self, now: i64) -> Result<Vec<String>, DbError> {
