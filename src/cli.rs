@@ -42,10 +42,13 @@ pub enum Command {
     Client(ClientCommand),
     /// Manage publisher credentials (for POST /events).
     #[command(subcommand)]
-    Publisher(PublisherCommand),
+    Publisher(CredentialCommand),
     /// Manage application credentials (for the session API, /sessions).
     #[command(subcommand)]
-    Application(PublisherCommand),
+    Application(CredentialCommand),
+    /// Manage admin credentials (for the admin API, /admin, and `ssfd audit`).
+    #[command(subcommand, name = "admin-credential")]
+    AdminCredential(CredentialCommand),
     /// Read the audit log of a running server (step-ups, denials, revocations…).
     Audit(AuditArgs),
     /// Check a session policy file.
@@ -113,18 +116,18 @@ pub enum ClientCommand {
     },
 }
 
-/// `ssfd publisher ...`
+/// `ssfd publisher ...`, `ssfd application ...`, `ssfd admin-credential ...`: static credentials.
 #[derive(Debug, Subcommand)]
-pub enum PublisherCommand {
-    /// Create a publisher credential; prints its token (shown once).
+pub enum CredentialCommand {
+    /// Create a credential; prints its token (shown once).
     Create {
         /// A name for people.
         #[arg(long)]
         name: String,
     },
-    /// List publisher credentials.
+    /// List the credentials of this kind.
     List,
-    /// Revoke a publisher credential.
+    /// Revoke a credential.
     Revoke {
         /// The credential id.
         id: String,
@@ -353,6 +356,11 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Application(command) => {
             let store = open_store(&config).await?;
             let kind = crate::auth::CredentialKind::Application;
+            run_credentials(command, kind, &store, clock.as_ref()).await
+        }
+        Command::AdminCredential(command) => {
+            let store = open_store(&config).await?;
+            let kind = crate::auth::CredentialKind::Admin;
             run_credentials(command, kind, &store, clock.as_ref()).await
         }
         Command::Audit(args) => run_audit(args).await,
@@ -789,26 +797,27 @@ fn parse_subject(text: &str) -> anyhow::Result<crate::protocol::SubjectId> {
 
 /// Static credentials of one kind: publishers (POST /events) and applications (/sessions).
 async fn run_credentials(
-    command: PublisherCommand,
+    command: CredentialCommand,
     kind: crate::auth::CredentialKind,
     store: &SharedStore,
     clock: &dyn Clock,
 ) -> anyhow::Result<ExitCode> {
     use crate::auth::{self, CredentialKind};
     match command {
-        PublisherCommand::Create { name } => {
+        CredentialCommand::Create { name } => {
             let (credential, token) =
                 auth::create_credential(store.as_ref(), kind, &name, &[], None, clock.now())
                     .await?;
             let usage = match kind {
                 CredentialKind::Application => "on the session API (/sessions)",
+                CredentialKind::Admin => "on the admin API (/admin) and with `ssfd audit`",
                 _ => "on POST /events",
             };
             println!("id:    {}", credential.id);
             println!("token: {token}");
             println!("(shown once; use it as `Authorization: Bearer <token>` {usage})");
         }
-        PublisherCommand::List => {
+        CredentialCommand::List => {
             println!("{:<34} {:<24} STATE", "ID", "NAME");
             for credential in store.list_credentials(kind.as_str()).await? {
                 let state = if credential.revoked_at.is_some() {
@@ -819,7 +828,7 @@ async fn run_credentials(
                 println!("{:<34} {:<24} {state}", credential.id, credential.name);
             }
         }
-        PublisherCommand::Revoke { id } => {
+        CredentialCommand::Revoke { id } => {
             let found = store
                 .list_credentials(kind.as_str())
                 .await?

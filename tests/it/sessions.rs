@@ -862,6 +862,24 @@ async fn the_audit_log_filters_and_exports_json_lines_through_the_cli() {
             .all(|e| e["subject"]["email"] == "amy@example.com"),
         "{amy:#?}"
     );
+    // An admin credential made by the CLI on the server's database.
+    let created = std::process::Command::new(env!("CARGO_BIN_EXE_ssfd"))
+        .args(["admin-credential", "create", "--name", "ops"])
+        .env("SSFD_DATABASE__URL", &setup.receiver.db.url)
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let stdout = String::from_utf8(created.stdout).unwrap();
+    let admin = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("token: "))
+        .expect("the token is printed once")
+        .trim()
+        .to_owned();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_ssfd"))
         .args([
             "audit",
@@ -871,7 +889,7 @@ async fn the_audit_log_filters_and_exports_json_lines_through_the_cli() {
             "--url",
             &setup.receiver.base,
         ])
-        .env("SSFD_ADMIN_TOKEN", &setup.admin)
+        .env("SSFD_ADMIN_TOKEN", &admin)
         .output()
         .unwrap();
     assert!(
